@@ -1,0 +1,1 @@
+"""Fast float64 evaluation of the registry's statements over many instances."""

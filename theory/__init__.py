@@ -1,0 +1,1 @@
+"""The paper's statements (registry), their exact algebra (SymPy) and the report."""

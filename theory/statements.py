@@ -1,0 +1,722 @@
+"""The registry: every statement of the paper, encoded once.
+
+Each ``Statement`` holds the paper's printed LaTeX (copied literally from the extraction in
+../shared/paper), where it is, the reading chosen where the text is garbled or ambiguous,
+its hypotheses, and its ``Variant``s.  The variant ``printed`` is the statement as printed;
+every other variant is separate, named, and says in one line how it differs.
+
+A variant is two functions of a ``Quantities`` bundle (theory.quantities) -- the two sides
+of its relation -- written over an ``ops`` back-end so that SymPy (exact, m = 2..6 and
+general m), NumPy (N instances), torch and the trajectory probes evaluate the *same*
+definition.  The left side is, by convention, the measured object (the true gradient or
+Hessian through BatchNorm, the true maximum, the true distance); the right side is the
+paper's formula.  Slack = RHS - LHS for ``<=``/``<`` (negative means violated); for ``==``
+the residual is LHS - RHS.
+
+    python -m theory.statements [--format text|json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from theory import bn
+
+# ---------------------------------------------------------------------------------------------
+# Types
+# ---------------------------------------------------------------------------------------------
+
+KINDS = ("identity", "inequality", "existence", "conditional implication", "definition")
+RELATIONS = ("<=", "<", "==", "definition")
+EPSILON_SCOPES = ("zero", "positive", "any")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    latex: str
+    note: str
+    relation: str
+    lhs: Callable
+    rhs: Optional[Callable]
+    requires: tuple
+    epsilon: str = "zero"            # which BatchNorm epsilon the variant is about
+    extra_hypotheses: tuple = ()      # beyond the statement's own, in words
+    condition: Optional[Callable] = None   # q -> scalar that must be > 0 (an extra hypothesis)
+    constraint: Optional[Callable] = None  # q -> scalar that must be == 0 (an extra hypothesis)
+    # Magnitude of the terms that cancel in the slack (for the rounding tolerance, see
+    # theory.evaluate); None means |LHS| + |RHS|.
+    scale: Optional[Callable] = None
+    constraint_scale: Optional[Callable] = None
+
+    def __post_init__(self):
+        assert self.relation in RELATIONS, self.relation
+        assert self.epsilon in EPSILON_SCOPES, self.epsilon
+
+
+@dataclass(frozen=True)
+class Source:
+    section: str
+    equations: str
+    page: str
+
+    def __str__(self):
+        return f"{self.section}; {self.equations}; {self.page}"
+
+
+@dataclass(frozen=True)
+class Statement:
+    id: str
+    title: str
+    source: Source
+    kind: str
+    setting: str            # "bn-channel", "weight-space", "toy-regression", "network"
+    printed_latex: str
+    reading: str
+    hypotheses: tuple
+    variants: tuple = field(default_factory=tuple)
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise UnknownStatementError(
+            f"statement {self.id!r} has no variant {name!r}; its variants are: "
+            + ", ".join(v.name for v in self.variants))
+
+
+class UnknownStatementError(KeyError):
+    def __str__(self):  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Small shared pieces (inner products the paper's formulas are built from)
+# ---------------------------------------------------------------------------------------------
+
+def g_sum(q):
+    """<1, g>"""
+    return q.ops.total(q.g)
+
+
+def g_dot_yhat(q):
+    """<g, y_hat>"""
+    return q.ops.dot(q.g, q.y_hat)
+
+
+def g_norm_sq(q):
+    return q.ops.dot(q.g, q.g)
+
+
+def grad_bn_norm_sq(q):
+    """||nabla_y L_hat||^2 of the *measured* gradient."""
+    return q.ops.dot(q.grad_y_bn, q.grad_y_bn)
+
+
+def yhat_norm_ratio(q):
+    """rho = ||y_hat||^2 / m  (1 when eps = 0; var/(var+eps) < 1 otherwise)."""
+    return q.ops.dot(q.y_hat, q.y_hat) / q.m
+
+
+BN_INPUTS = ("m", "gamma", "sigma", "y_hat", "g")
+
+
+# Term magnitudes for rounding tolerances (theory.evaluate).  Each bounds the sum of the absolute
+# values of the terms whose difference forms the slack, using ||y_hat|| <= sqrt(m), |<1,g>| <=
+# sqrt(m)||g|| and |<g,y_hat>| <= sqrt(m)||g|| (Cauchy-Schwarz).
+
+def _gradient_scale(q):
+    return 3 * (q.gamma**2 / q.sigma**2) * g_norm_sq(q)
+
+
+def _gradient_vector_scale(q):
+    return 3 * q.ops.abs(q.gamma) / q.sigma * q.ops.sqrt(g_norm_sq(q))
+
+
+def _jacobian_scale(q):
+    return q.ops.abs(q.gamma) / q.sigma * (q.ops.sqrt(q.m) + 2)
+
+
+def _curvature_scale(q):
+    """|gamma|/(m sigma^2) ||g|| sqrt(m) (5 + sqrt(m)): the sum_b g_b d^2 z_b part of the Hessian."""
+    return q.ops.abs(q.gamma) / (q.m * q.sigma**2) * q.ops.sqrt(g_norm_sq(q) * q.m) * (5 + q.ops.sqrt(q.m))
+
+
+def _hessian_matrix_scale(q):
+    return 9 * (q.gamma**2 / q.sigma**2) * q.ops.sqrt(q.ops.frob_sq(q.H)) + _curvature_scale(q)
+
+
+def _hessian_form_scale(q):
+    """Terms of v^T H_hat v: |H| ||v||^2 gamma^2/sigma^2 (|H| from H_frob when known) + curvature."""
+    v_sq = q.ops.dot(q.grad_y_bn, q.grad_y_bn)
+    h = q.H_frob if q.has(("H_frob",)) else q.ops.abs(q.H_vv) / q.ops.abs(v_sq)
+    return (q.gamma**2 / q.sigma**2) * h * v_sq * 4 + _curvature_scale(q) * v_sq + q.ops.abs(q.hess_bn_vv)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fact C.1 -- gradient through BatchNorm
+# ---------------------------------------------------------------------------------------------
+
+def _fact_c1_printed(q):
+    # (gamma/(m sigma)) (m df/dC^(b) - sum_k df/dC^(k) - B^(b) sum_k df/dC^(k) B^(k)), B = y_hat
+    o = q.ops
+    inner = o.scale(q.m, q.g) - o.scale(g_sum(q), o.ones_like(q.g)) - o.scale(g_dot_yhat(q), q.y_hat)
+    return o.scale(q.gamma / (q.m * q.sigma), inner)
+
+
+FACT_C1 = Statement(
+    id="fact-c1",
+    title="Gradient through BatchNorm",
+    source=Source("Appendix C.1, Fact C.1", "unnumbered display of Fact C.1; used as eqs. (3)-(4)", "p. 18 (anchor page-17-1)"),
+    kind="identity",
+    setting="bn-channel",
+    printed_latex=r"\frac{\partial f}{\partial A^{(b)}} = \frac{\gamma}{m\sigma} \left(m \frac{\partial f}{\partial C^{(b)}} - \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} - B^{(b)} \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} B^{(k)} \right)",
+    reading=("A = y (one channel's batch), B = y_hat, C = z = gamma*B + beta, f = L; "
+             "df/dC = g.  sigma^2 is the biased batch variance (the text says 'variance sigma^2').  "
+             "Read as an identity between the true gradient nabla_y L_hat (left) and the printed "
+             "expression (right), for every b."),
+    hypotheses=("m >= 2", "sigma > 0 (the batch is not constant)", "eps = 0 (the paper's BatchNorm has no epsilon)"),
+    variants=(
+        Variant("printed", r"\nabla_{y}\widehat{L} = \frac{\gamma}{m\sigma}\left(m g - \mathbf{1}\langle \mathbf{1}, g\rangle - \hat y \langle g, \hat y\rangle\right)",
+                "the statement as printed (eps = 0)", "==",
+                lambda q: q.grad_y_bn, _fact_c1_printed, BN_INPUTS + ("grad_y_bn",),
+                scale=_gradient_vector_scale),
+        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon},\ \hat y = (y-\mu)/\sigma",
+                "BatchNorm with epsilon > 0 as torch computes it; sigma includes epsilon", "==",
+                lambda q: q.grad_y_bn, _fact_c1_printed, BN_INPUTS + ("grad_y_bn",), epsilon="positive",
+                scale=_gradient_vector_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Fact C.2 -- Jacobian of the normalised outputs
+# ---------------------------------------------------------------------------------------------
+
+def _fact_c2_printed(q):
+    # (gamma/sigma)(I[b=k] - 1/m - y_hat^(b) y_hat^(k)/m), eq. (2); eq. (1) is gamma = 1
+    o = q.ops
+    ones = o.ones_like(q.y_hat)
+    centred = o.eye_like(q.y_hat) - o.scale_matrix(1 / q.m, o.outer(ones, ones)) \
+        - o.scale_matrix(1 / q.m, o.outer(q.y_hat, q.y_hat))
+    return o.scale_matrix(q.gamma / q.sigma, centred)
+
+
+FACT_C2 = Statement(
+    id="fact-c2",
+    title="Gradients of normalized outputs (Jacobian of BatchNorm)",
+    source=Source("Appendix C.1, Fact C.2", "eqs. (1), (2)", "p. 18 (anchor page-17-2)"),
+    kind="identity",
+    setting="bn-channel",
+    printed_latex=(r"\frac{\partial \hat{y}^{(b)}}{\partial y^{(k)}} = \frac{1}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{1}"
+                   r"\quad\text{and thus}\quad \frac{\partial z_j^{(b)}}{\partial y^{(k)}} = \frac{\gamma}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{2}"),
+    reading=("The full m x m Jacobian dz/dy of eq. (2) is compared entrywise; eq. (1) is eq. (2) "
+             "at gamma = 1, so one check covers both.  sigma is the biased batch std."),
+    hypotheses=("m >= 2", "sigma > 0", "eps = 0"),
+    variants=(
+        Variant("printed", r"\frac{\partial z}{\partial y} = \frac{\gamma}{\sigma}\left(I - \frac{1}{m}\mathbf{1}\mathbf{1}^\top - \frac{1}{m}\hat y\hat y^\top\right)",
+                "the statement as printed (eq. (2); eq. (1) is gamma = 1)", "==",
+                lambda q: q.jac_z_y, _fact_c2_printed, ("m", "gamma", "sigma", "y_hat", "jac_z_y"),
+                scale=_jacobian_scale),
+        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
+                "BatchNorm with epsilon > 0; sigma and y_hat include epsilon", "==",
+                lambda q: q.jac_z_y, _fact_c2_printed, ("m", "gamma", "sigma", "y_hat", "jac_z_y"),
+                epsilon="positive",
+                scale=_jacobian_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Appendix C closed-form Hessian (proof of Theorem 4.2, eqs. (40)-(42))
+# ---------------------------------------------------------------------------------------------
+
+def _hessian_c_printed(q):
+    # gamma^2/sigma^2 [ P H P - 1/(m gamma) ( gbar yhat^T + yhat gbar^T
+    #                    - 3/m yhat (g^T yhat) yhat^T + <g,yhat>(I - M/m) ) ],
+    # P = I - yhat yhat^T/m - M/m, M = 11^T, gbar = g - mu(g) 1
+    o = q.ops
+    ones = o.ones_like(q.y_hat)
+    M = o.outer(ones, ones)
+    eye = o.eye_like(q.y_hat)
+    P = eye - o.scale_matrix(1 / q.m, o.outer(q.y_hat, q.y_hat)) - o.scale_matrix(1 / q.m, M)
+    gbar = q.g - o.scale(g_sum(q) / q.m, ones)
+    gy = g_dot_yhat(q)
+    bracket = (o.outer(gbar, q.y_hat) + o.outer(q.y_hat, gbar)
+               - o.scale_matrix(3 * gy / q.m, o.outer(q.y_hat, q.y_hat))
+               + o.scale_matrix(gy, eye - o.scale_matrix(1 / q.m, M)))
+    inner = o.matmul(o.matmul(P, q.H), P) - o.scale_matrix(1 / (q.m * q.gamma), bracket)
+    return o.scale_matrix(q.gamma**2 / q.sigma**2, inner)
+
+
+HESSIAN_C = Statement(
+    id="hessian-c",
+    title="Closed-form Hessian of the BatchNorm loss w.r.t. the pre-BN activations",
+    source=Source("Appendix C.3, proof of Theorem 4.2", "eqs. (40)-(42) (reached from (19)-(39))", "pp. 20-21"),
+    kind="identity",
+    setting="bn-channel",
+    printed_latex=(r"= \frac{\gamma^2}{\sigma^2} \left[\left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \boldsymbol{H}_{jj} \left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \right] (40)"
+                   r" - \frac{1}{m\gamma} \left(\overline{\hat{\boldsymbol{g}}_j} \hat{\boldsymbol{y}}_j^\top + \hat{\boldsymbol{y}}_j \overline{\hat{\boldsymbol{g}}_j}^\top - \frac{3}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{g}}_j^\top \hat{\boldsymbol{y}} \hat{\boldsymbol{y}}_j^\top + \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left(\boldsymbol{I} - \frac{1}{m} \boldsymbol{M} \right) \right) \right] (42)"),
+    reading=("The left side is d^2 L_hat / dy_j dy_j (eq. (38)).  The bracket opened in (40) closes "
+             "after (42), so gamma^2/sigma^2 multiplies both lines.  'ŷ_j ĝ_j^T ŷ ŷ_j^T' is read as "
+             "ŷ (ĝ^T ŷ) ŷ^T (a subscript is lost in the extraction); the overline ĝ is ĝ - μ(ĝ)1, "
+             "defined before (38) ('letting ĝ = ĝ - μ(ĝ)', overline lost); M = 11^T; H = H_jj = d^2L/dz^2."),
+    hypotheses=("m >= 2", "sigma > 0", "eps = 0", "L twice differentiable at z"),
+    variants=(
+        Variant("printed", r"\frac{\partial^2\widehat L}{\partial y\,\partial y} = \frac{\gamma^2}{\sigma^2}\Big[PHP - \frac{1}{m\gamma}\big(\bar g\hat y^\top + \hat y\bar g^\top - \tfrac{3}{m}\langle g,\hat y\rangle\hat y\hat y^\top + \langle g,\hat y\rangle(I - \tfrac1m M)\big)\Big]",
+                "the statement as printed (eqs. (40)-(42), eps = 0)", "==",
+                lambda q: q.hess_bn, _hessian_c_printed, BN_INPUTS + ("H", "hess_bn"),
+                scale=_hessian_matrix_scale),
+        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
+                "BatchNorm with epsilon > 0; sigma and y_hat include epsilon (P is then not a projector)", "==",
+                lambda q: q.hess_bn, _hessian_c_printed, BN_INPUTS + ("H", "hess_bn"), epsilon="positive",
+                scale=_hessian_matrix_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Theorem 4.1 -- Lipschitzness
+# ---------------------------------------------------------------------------------------------
+
+def _thm41_rhs(coef_last):
+    def rhs(q):
+        return (q.gamma**2 / q.sigma**2) * (g_norm_sq(q) - g_sum(q)**2 / q.m - coef_last(q) * g_dot_yhat(q)**2)
+    return rhs
+
+
+THM_4_1 = Statement(
+    id="thm-4.1",
+    title="The effect of BatchNorm on the Lipschitzness of the loss",
+    source=Source("Section 4.2, Theorem 4.1 (restated in Appendix C.2)", "display of Thm 4.1; proof eqs. (3)-(9)", "p. 8 (anchor page-8-0); proof p. 18"),
+    kind="inequality",
+    setting="bn-channel",
+    printed_latex=r"\left|\left|\nabla_{\bm{y}_{\bm{j}}}\widehat{\mathcal{L}}\right|\right|^2 \leq \frac{\gamma^2}{\sigma_j^2} \left(\left|\left|\nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right|\right|^2 - \frac{1}{m} \left\langle \mathbf{1}, \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right\rangle^2 - \frac{1}{\sqrt{m}} \left\langle \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}, \hat{\bm{y}}_{\bm{j}}\right\rangle^2\right).",
+    reading=("nabla_y L of the 'identical non-BN network' is g = dL_hat/dz (the proof ends 'exploiting "
+             "dL_hat/dz_j = dL/dy'): the non-BN network evaluated where its layer output equals the BN "
+             "output.  sigma_j is the biased batch std, so <1, y_hat> = 0 and ||y_hat||^2 = m."),
+    hypotheses=("m >= 2", "sigma_j > 0", "eps = 0", "gamma, beta constants", "g = dL/dz arbitrary"),
+    variants=(
+        Variant("printed", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{\sqrt m}\langle g,\hat y\rangle^2\Big)",
+                "the statement as printed", "<=",
+                grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m)), BN_INPUTS + ("grad_y_bn",),
+                scale=_gradient_scale),
+        Variant("exact", r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{m}\langle g,\hat y\rangle^2\Big)",
+                "1/sqrt(m) replaced by 1/m (the proof's step (8)->(9) divides by ||y_hat|| = sqrt(m) once instead of ||y_hat||^2 = m), and equality", "==",
+                grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.m), BN_INPUTS + ("grad_y_bn",),
+                scale=_gradient_scale),
+        Variant("drop-correlation", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2\Big)",
+                "the weaker bound without the <g, y_hat> term", "<=",
+                grad_bn_norm_sq, _thm41_rhs(lambda q: 0), BN_INPUTS + ("grad_y_bn",),
+                scale=_gradient_scale),
+        Variant("epsilon", r"\text{as printed, with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
+                "the printed bound for BatchNorm with epsilon > 0 (torch)", "<=",
+                grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m)), BN_INPUTS + ("grad_y_bn",),
+                epsilon="positive",
+                scale=_gradient_scale),
+        Variant("exact-epsilon", r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
+                "exact form for epsilon > 0, where ||y_hat||^2 = m rho < m", "==",
+                grad_bn_norm_sq, _thm41_rhs(lambda q: (2 - yhat_norm_ratio(q)) / q.m), BN_INPUTS + ("grad_y_bn",),
+                epsilon="positive",
+                scale=_gradient_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Theorem 4.2 -- smoothness
+# ---------------------------------------------------------------------------------------------
+
+def _thm42_part1_rhs(q):
+    return (q.gamma**2 / q.sigma**2) * q.H_vv - q.gamma / (q.m * q.sigma**2) * g_dot_yhat(q) * grad_bn_norm_sq(q)
+
+
+def _thm42_part2_rhs(q):
+    return (q.gamma**2 / q.sigma**2) * (q.H_gg - g_dot_yhat(q) * grad_bn_norm_sq(q) / (q.m * q.gamma))
+
+
+def _thm42_part2_exact_rhs(q):
+    # under the hypothesis v^T H v = (||v||^2/||g||^2) g^T H g
+    ratio = grad_bn_norm_sq(q) / g_norm_sq(q)
+    return (q.gamma**2 / q.sigma**2) * (ratio * q.H_gg - g_dot_yhat(q) * grad_bn_norm_sq(q) / (q.m * q.gamma))
+
+
+def _relative_norm_constraint(q):
+    """v^T H v ||g||^2 - g^T H g ||v||^2: zero when H preserves the relative norms of g and v."""
+    return q.H_vv * g_norm_sq(q) - q.H_gg * grad_bn_norm_sq(q)
+
+
+def _thm42_scale(q):
+    extra = (q.gamma**2 / q.sigma**2) * q.ops.abs(q.H_gg) if q.has(("H_gg",)) else 0
+    return _hessian_form_scale(q) + extra
+
+
+THM42_REQ = BN_INPUTS + ("grad_y_bn", "hess_bn_vv", "H_vv")
+
+THM_4_2 = Statement(
+    id="thm-4.2",
+    title="The effect of BN to smoothness",
+    source=Source("Section 4.2, Theorem 4.2 (restated in Appendix C.3)", "two displays of Thm 4.2; proof eqs. (19)-(51)", "p. 8; proof pp. 19-21"),
+    kind="inequality",
+    setting="bn-channel",
+    printed_latex=(r"\left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right)^{\top} \frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j} \partial \mathbf{y}_{j}} \left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right) \leq \frac{\gamma^{2}}{\sigma^{2}} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right)^{\top} \mathbf{H}_{j j} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right) - \frac{\gamma}{m \sigma^{2}} \left\langle \hat{\mathbf{g}}_{j}, \hat{\mathbf{y}}_{j} \right\rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right\|^{2}"
+                   r"\qquad\text{If we also have that the } H_{jj} \text{ preserves the relative norms of } \hat{g}_j \text{ and } \nabla_{y_j} \mathcal{L}\text{,}\qquad"
+                   r"\left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j \partial \boldsymbol{y}_j} \left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right) \leq \frac{\gamma^2}{\sigma^2} \left(\hat{\boldsymbol{g}}_j^\top \boldsymbol{H}_{jj} \hat{\boldsymbol{g}}_j - \frac{1}{m\gamma} \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j}\right\|^2\right)"),
+    reading=("ĝ = g = dL/dz; H = H_jj = d^2L/dz^2 (the proof's definition, 'H_jk := d^2 L_hat/dz_j dz_k'); "
+             "dL_hat/dy_j in the right side is the BN gradient v = nabla_y L_hat.  The hypothesis of the "
+             "second display is stated twice in the extraction, once with nabla L and once with nabla L_hat; "
+             "we read 'H preserves the relative norms of ĝ and v' as equal Rayleigh quotients: "
+             "v^T H v / ||v||^2 = ĝ^T H ĝ / ||ĝ||^2 (the proof uses it to replace v^T H v by ĝ^T H ĝ)."),
+    hypotheses=("m >= 2", "sigma > 0", "eps = 0", "gamma, beta constants", "L twice differentiable at z"),
+    variants=(
+        Variant("printed", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2} v^\top H v - \frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\|v\|^2,\quad v = \nabla_y\widehat L",
+                "the first display as printed", "<=",
+                lambda q: q.hess_bn_vv, _thm42_part1_rhs, THM42_REQ,
+                scale=_thm42_scale),
+        Variant("printed-part2", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2}\Big(g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)\ \text{ if } \frac{v^\top Hv}{\|v\|^2} = \frac{g^\top Hg}{\|g\|^2}",
+                "the second display as printed, under its extra hypothesis (read as equal Rayleigh quotients)", "<=",
+                lambda q: q.hess_bn_vv, _thm42_part2_rhs, THM42_REQ + ("H_gg",),
+                extra_hypotheses=("H preserves the relative norms of g and v: v^T H v / ||v||^2 = g^T H g / ||g||^2",),
+                constraint=_relative_norm_constraint,
+                scale=_thm42_scale),
+        Variant("part2-exact", r"v^\top\widehat H v = \frac{\gamma^2}{\sigma^2}\Big(\frac{\|v\|^2}{\|g\|^2}g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)",
+                "the second display made exact: g^T H g carries the factor ||v||^2/||g||^2 the hypothesis gives", "==",
+                lambda q: q.hess_bn_vv, _thm42_part2_exact_rhs, THM42_REQ + ("H_gg",),
+                extra_hypotheses=("H preserves the relative norms of g and v (as in printed-part2)",),
+                constraint=_relative_norm_constraint,
+                scale=_thm42_scale),
+        Variant("epsilon", r"\text{first display with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
+                "the first display for BatchNorm with epsilon > 0 (v is then not orthogonal to y_hat)", "<=",
+                lambda q: q.hess_bn_vv, _thm42_part1_rhs, THM42_REQ, epsilon="positive",
+                scale=_thm42_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Observation 4.3 -- BatchNorm does more than rescaling
+# ---------------------------------------------------------------------------------------------
+
+def _obs43_witness_output(gamma_of):
+    def lhs(q):
+        # z of the BN layer with the witness configuration gamma = gamma_of(q), beta = mu
+        return bn.bn_forward(q.ops, q.y, q.m, gamma_of(q), q.mu, q.eps)
+    return lhs
+
+
+def _obs43_scale(q):
+    return 2 * q.ops.sqrt(q.ops.dot(q.y, q.y)) + 2 * q.ops.abs(q.mu) * q.ops.sqrt(q.m)
+
+
+OBS_4_3 = Statement(
+    id="obs-4.3",
+    title="BatchNorm does more than rescaling",
+    source=Source("Section 4.2, Observation 4.3", "unnumbered", "p. 8"),
+    kind="existence",
+    setting="bn-channel",
+    printed_latex=r"\text{For any input data } X \text{ and network configuration } W\text{, there exists a BN configuration } (W, \gamma, \beta) \text{ that results in the same activations } y_i \text{, and where } \gamma = \sigma_j \text{. Consequently, all of the minima of the normal landscape are preserved in the BN landscape.}",
+    reading=("The witness is gamma = sigma_j, beta = mu_j (the batch mean): then z = sigma*(y - mu)/sigma + mu = y, "
+             "so the BN network computes exactly what the normal network computes on that batch, and every "
+             "loss value (hence every minimum value) of the normal landscape is attained in the BN landscape.  "
+             "The claim is checked as the identity z(witness) = y.  Note that the witness depends on the batch."),
+    hypotheses=("m >= 2", "sigma_j > 0", "eps = 0"),
+    variants=(
+        Variant("printed", r"\gamma = \sigma_j,\ \beta = \mu_j \implies z = \gamma\hat y + \beta = y",
+                "the statement as printed, with the witness beta = mu_j", "==",
+                _obs43_witness_output(lambda q: q.sigma), lambda q: q.y, ("m", "y", "mu", "sigma", "eps"),
+                scale=_obs43_scale),
+        Variant("epsilon", r"\gamma = \sqrt{\mathrm{Var}(y)+\epsilon},\ \beta = \mu_j \implies z = y",
+                "epsilon > 0: the witness gamma must be sqrt(Var + eps), the sigma BatchNorm divides by", "==",
+                _obs43_witness_output(lambda q: q.sigma), lambda q: q.y, ("m", "y", "mu", "sigma", "eps"),
+                epsilon="positive",
+                scale=_obs43_scale),
+        Variant("epsilon-batch-std", r"\gamma = \sqrt{\mathrm{Var}(y)}\ (\text{the batch std}),\ \beta = \mu_j \implies z = y\ \text{under}\ \epsilon > 0",
+                "epsilon > 0 but gamma taken literally as the batch standard deviation sigma_j (without epsilon)", "==",
+                _obs43_witness_output(lambda q: q.ops.sqrt(q.sigma**2 - q.eps)), lambda q: q.y,
+                ("m", "y", "mu", "sigma", "eps"), epsilon="positive",
+                scale=_obs43_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Theorem 4.4 -- minimax weight-space Lipschitzness
+# ---------------------------------------------------------------------------------------------
+
+def _thm44_printed_rhs(q):
+    mu_g = g_sum(q) / q.m
+    return (q.gamma**2 / q.sigma**2) * (q.gW_max**2 - q.m * mu_g**2 - q.lam**2 * g_dot_yhat(q)**2)
+
+
+def _thm44_unsquared_rhs(q):
+    mu_g = g_sum(q) / q.m
+    return (q.gamma**2 / q.sigma**2) * (q.gW_max - q.m * mu_g**2 - q.lam**2 * g_dot_yhat(q)**2)
+
+
+def _thm44_exact_rhs(q):
+    mu_g = g_sum(q) / q.m
+    return (q.gamma**2 / q.sigma**2) * (q.gW_max - q.lam**2 * q.m * mu_g**2 - q.lam**2 * g_dot_yhat(q)**2 / q.m)
+
+
+def _thm44_eq17_rhs(q):
+    return q.lam**2 * _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m))(q)
+
+
+def _thm44_scale(q):
+    return (q.gamma**2 / q.sigma**2) * (q.gW_max**2 + q.gW_max) + q.lam**2 * _gradient_scale(q) + q.gW_hat_max
+
+
+THM44_REQ = ("m", "gamma", "sigma", "y_hat", "g", "lam", "gW_max", "gW_hat_max")
+
+THM_4_4 = Statement(
+    id="thm-4.4",
+    title="Minimax bound on weight-space Lipschitzness",
+    source=Source("Section 4.2, Theorem 4.4 (restated in Appendix C.2)", "display of Thm 4.4; proof eqs. (10)-(18)", "p. 8; proof pp. 18-19"),
+    kind="conditional implication",
+    setting="weight-space",
+    printed_latex=r"g_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \mathcal{L} \right\|^2, \qquad \hat{g}_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \widehat{\mathcal{L}} \right\|^2 \implies \hat{g}_j \leq \frac{\gamma^2}{\sigma_j^2} \left(g_j^2 - m \mu_{g_j}^2 - \lambda^2 \left\langle \nabla_{\mathbf{y}_j} \mathcal{L}, \hat{\mathbf{y}}_j \right\rangle^2 \right).",
+    reading=("W = W_{.j}, the weights into unit j; nabla_W L = X^T nabla_y L with X in R^{m x d} (eq. (14)).  "
+             "||X|| is the spectral norm (the proof writes ||X||_2 < lambda; the supremum is the same).  Inside "
+             "the max, the upstream gradient g, y_hat, sigma and gamma are held fixed while X varies -- the "
+             "proof's reading (it applies Theorem 4.1 at fixed g).  mu_{g_j} is the mean of the entries of "
+             "g = nabla_y L (so m mu^2 = <1,g>^2/m, the proof's (17)->(18) step).  g_j^2 is the square of the "
+             "scalar g_j, literally."),
+    hypotheses=("m >= 2", "sigma > 0", "eps = 0", "lambda > 0", "X ranges over R^{m x d}, d >= 1, ||X||_2 <= lambda"),
+    variants=(
+        Variant("printed", r"\hat g_j \le \frac{\gamma^2}{\sigma^2}\big(g_j^2 - m\mu_g^2 - \lambda^2\langle g,\hat y\rangle^2\big)",
+                "the statement as printed (g_j squared)", "<=",
+                lambda q: q.gW_hat_max, _thm44_printed_rhs, THM44_REQ,
+                scale=_thm44_scale),
+        Variant("unsquared", r"\hat g_j \le \frac{\gamma^2}{\sigma^2}\big(g_j - m\mu_g^2 - \lambda^2\langle g,\hat y\rangle^2\big)",
+                "g_j^2 read as the typo it appears to be (g_j is already a squared norm); other terms as printed", "<=",
+                lambda q: q.gW_hat_max, _thm44_unsquared_rhs, THM44_REQ,
+                scale=_thm44_scale),
+        Variant("proof-eq17", r"\hat g_j \le \frac{\lambda^2\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac1{\sqrt m}\langle g,\hat y\rangle^2\Big)",
+                "the bound the proof actually establishes, eq. (17)", "<=",
+                lambda q: q.gW_hat_max, _thm44_eq17_rhs, THM44_REQ,
+                scale=_thm44_scale),
+        Variant("exact", r"\hat g_j = \frac{\gamma^2}{\sigma^2}\Big(g_j - \lambda^2 m\mu_g^2 - \frac{\lambda^2}{m}\langle g,\hat y\rangle^2\Big)",
+                "exact value: lambda^2 on every term, g_j unsquared, 1/m on the correlation term", "==",
+                lambda q: q.gW_hat_max, _thm44_exact_rhs, THM44_REQ,
+                scale=_thm44_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Theorem C.1 -- minimax smoothness
+# ---------------------------------------------------------------------------------------------
+
+def _kappa(q):
+    """The separation of Theorem 4.2's second display: <g, y_hat> ||v||^2 / (m gamma)."""
+    return g_dot_yhat(q) * grad_bn_norm_sq(q) / (q.m * q.gamma)
+
+
+def _thmc1_rhs(q):
+    return (q.gamma**2 / q.sigma**2) * (q.betaW_max - q.lam**4 * _kappa(q))
+
+
+def _thmc1_eq58_lhs(q):
+    return q.lam**4 * q.hess_bn_vv
+
+
+def _thmc1_eq58_rhs(q):
+    return (q.gamma**2 / q.sigma**2) * (q.lam**4 * q.H_gg - q.lam**4 * _kappa(q))
+
+
+def _thmc1_scale(q):
+    lam4 = q.lam**4
+    h = q.H_gg if q.has(("H_gg",)) else 0
+    return (q.gamma**2 / q.sigma**2) * lam4 * (q.ops.abs(_kappa(q)) + q.ops.abs(h))
+
+
+THM_C_1 = Statement(
+    id="thm-c1",
+    title="Minimax smoothness bound",
+    source=Source("Appendix C.3, Theorem C.1", "display of Thm C.1; proof eqs. (52)-(58)", "p. 22 (anchor page-22-0)"),
+    kind="inequality",
+    setting="weight-space",
+    printed_latex=r"\max_{||X||\leq \lambda}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)<\frac{\gamma^2}{\sigma^2} \left[\max_{||X||\leq \lambda}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \mathcal{L}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)-\lambda^4 \kappa\right],",
+    reading=("beta(X) = (X^T u)^T (X^T A X) (X^T u) = u^T S A S u with S = X X^T (eqs. (52)-(57)), u the y-gradient "
+             "and A the y-Hessian of the respective network, held fixed while X varies (as in Theorem 4.4).  "
+             "With d >= m, S ranges over all PSD matrices with ||S||_2 <= lambda^2, so the max is that of w^T A w "
+             "over the ball {w : ||w - (lambda^2/2) u|| <= (lambda^2/2)||u||} (a trust-region problem).  "
+             "kappa, 'the separation given in the previous theorem', is read as <g, y_hat> ||v||^2/(m gamma), the "
+             "term subtracted inside gamma^2/sigma^2 [...] in Theorem 4.2's second display; 'the same conditions' "
+             "are that theorem's (H preserves the relative norms of g and v)."),
+    hypotheses=("m >= 2", "sigma > 0", "eps = 0", "lambda > 0", "d >= m", "conditions of Theorem 4.2"),
+    variants=(
+        Variant("printed", r"\max_{\|X\|\le\lambda}\hat\beta(X) < \frac{\gamma^2}{\sigma^2}\Big[\max_{\|X\|\le\lambda}\beta(X) - \lambda^4\kappa\Big]",
+                "the statement as printed: true maxima over X, strict inequality", "<",
+                lambda q: q.betaW_hat_max, _thmc1_rhs,
+                BN_INPUTS + ("grad_y_bn", "lam", "betaW_max", "betaW_hat_max"),
+                scale=_thmc1_scale),
+        Variant("proof-eq58", r"\lambda^4 v^\top\widehat H v < \frac{\gamma^2}{\sigma^2}\big[\lambda^4 g^\top H g - \lambda^4\kappa\big]",
+                "the proof's evaluation (eq. (58)): X X^T = lambda^2 I taken as the maximiser on both sides", "<",
+                _thmc1_eq58_lhs, _thmc1_eq58_rhs, BN_INPUTS + ("grad_y_bn", "lam", "hess_bn_vv", "H_gg"),
+                extra_hypotheses=("H preserves the relative norms of g and v (Theorem 4.2's second display)",),
+                constraint=_relative_norm_constraint,
+                scale=_thmc1_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Lemma 4.5 -- favourable initialisation
+# ---------------------------------------------------------------------------------------------
+
+def _lemma45_rhs(q):
+    o = q.ops
+    ws_sq = o.dot(q.W_star, q.W_star)
+    return o.dot(q.W0 - q.W_star, q.W0 - q.W_star) - (ws_sq - o.dot(q.W_star, q.W0))**2 / ws_sq
+
+
+def _lemma45_ray_lhs(q):
+    o = q.ops
+    k = o.dot(q.W_star, q.W0) / o.dot(q.W_star, q.W_star)
+    diff = q.W0 - o.scale(k, q.W_star)
+    return o.dot(diff, diff)
+
+
+def _lemma45_scale(q):
+    return 4 * (q.ops.dot(q.W0, q.W0) + q.ops.dot(q.W_star, q.W_star))
+
+
+LEMMA_4_5 = Statement(
+    id="lemma-4.5",
+    title="BatchNorm leads to a favourable initialization",
+    source=Source("Section 4.2, Lemma 4.5 (restated in Appendix C)", "display of Lemma 4.5; proof eqs. (59)-(62)", "p. 8; proof p. 22"),
+    kind="conditional implication",
+    setting="toy-regression",
+    printed_latex=r"\left| \left| W_0 - \widehat{W}^* \right| \right|^2 \leq \left| \left| W_0 - W^* \right| \right|^2 - \frac{1}{\left| \left| W^* \right| \right|^2} \left(\left| \left| W^* \right| \right|^2 - \left\langle W^*, W_0 \right\rangle \right)^2, \quad\text{if } \langle W_0, W^* \rangle > 0",
+    reading=("W* is the optimum of the standard network closest to W_0 and Ŵ* the optimum of the BN network "
+             "closest to W_0 ('closest optima'); ||W_0 - Ŵ*|| is the distance from W_0 to the BN optimum set "
+             "(an infimum where the set is a ray without its end point 0, at which BatchNorm is undefined).  "
+             "The proof shows the inequality only for the point k W* (k = <W*,W_0>/||W*||^2), assuming every "
+             "positive multiple of a standard optimum is a BN optimum.  Evaluated exactly on a model whose "
+             "optimum sets are known in closed form (theory.lemma45: one neuron, identity activation, squared "
+             "loss, three data points; BN with constant gamma > 0, beta, as Section 4.1 assumes)."),
+    hypotheses=("<W_0, W*> > 0", "W* != 0", "optimum sets of the actual networks"),
+    variants=(
+        Variant("printed", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2}",
+                "the statement as printed, with Ŵ* the closest optimum of the actual BN network", "<=",
+                lambda q: q.bn_opt_dist_sq, _lemma45_rhs, ("W0", "W_star", "bn_opt_dist_sq"),
+                condition=lambda q: q.ops.dot(q.W0, q.W_star),
+                scale=_lemma45_scale),
+        Variant("ray", r"\|W_0 - kW^*\|^2 = \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2},\ k = \frac{\langle W^*,W_0\rangle}{\|W^*\|^2}",
+                "the proof's algebra (59)-(62): the point k W* on the ray through W*, not the BN optimum set", "==",
+                _lemma45_ray_lhs, _lemma45_rhs, ("W0", "W_star"),
+                condition=lambda q: q.ops.dot(q.W0, q.W_star),
+                scale=_lemma45_scale),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Definition 2.1 -- internal covariate shift
+# ---------------------------------------------------------------------------------------------
+
+def ics_l2(q):
+    """||G_{t,i} - G'_{t,i}||_2 (Frobenius norm of the parameter-shaped difference)."""
+    d = q.G - q.G_prime
+    return q.ops.sqrt(q.ops.vec_sq(d))
+
+
+def ics_cosine(q):
+    """cos angle between G and G' (the paper's Figure 3 also plots it; ideally 1)."""
+    return q.ops.dot(q.G, q.G_prime) / q.ops.sqrt(q.ops.vec_sq(q.G) * q.ops.vec_sq(q.G_prime))
+
+
+def _ics_first_layer(q):
+    d = q.G_first - q.G_first_prime
+    return q.ops.sqrt(q.ops.vec_sq(d))
+
+
+DEF_2_1 = Statement(
+    id="def-2.1",
+    title="Internal covariate shift (ICS)",
+    source=Source("Section 2.2, Definition 2.1", "displays of G_{t,i} and G'_{t,i}", "p. 4 (anchor page-4-1)"),
+    kind="definition",
+    setting="network",
+    printed_latex=(r"G_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})"
+                   r"\qquad G'_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t+1)}, \dots, W_{i-1}^{(t+1)}, W_i^{(t)}, W_{i+1}^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})."
+                   r"\qquad \text{ICS} = ||G_{t,i} - G'_{t,i}||_2"),
+    reading=("'activation i' is read as layer i (G is a gradient w.r.t. layer i's parameters).  W^{(t+1)} are "
+             "the parameters after the optimiser step at t computed from the same batch; the batch (x^(t), "
+             "y^(t)) is the same for G and G'; BatchNorm layers are evaluated in training mode for both.  "
+             "||.||_2 of a parameter tensor is the Frobenius norm.  Figure 3 also reports the cosine of G, G'."),
+    hypotheses=("layers 1..k in order from input to output", "the same batch for G and G'"),
+    variants=(
+        Variant("printed", r"\mathrm{ICS}_{t,i} = \|G_{t,i} - G'_{t,i}\|_2",
+                "the definition as printed (a measurement, no truth value)", "definition",
+                ics_l2, None, ("G", "G_prime")),
+        Variant("first-layer-zero", r"\mathrm{ICS}_{t,1} = 0",
+                "a consequence of the definition: layer 1 has no preceding layer, so G' = G", "==",
+                _ics_first_layer, lambda q: 0 * _ics_first_layer(q), ("G_first", "G_first_prime")),
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------------
+
+STATEMENTS = (FACT_C1, FACT_C2, HESSIAN_C, THM_4_1, THM_4_2, OBS_4_3, THM_4_4, THM_C_1, LEMMA_4_5, DEF_2_1)
+BY_ID = {s.id: s for s in STATEMENTS}
+
+
+def get(statement_id: str) -> Statement:
+    """The statement with this ID; an unknown ID is an error that lists the valid ones."""
+    try:
+        return BY_ID[statement_id]
+    except KeyError:
+        raise UnknownStatementError(
+            f"unknown statement ID {statement_id!r}; valid IDs: {', '.join(BY_ID)}") from None
+
+
+def resolve(ids) -> tuple:
+    """Statements for a list of IDs (all when empty), validating each."""
+    return tuple(get(i) for i in ids) if ids else STATEMENTS
+
+
+def all_variants(statements=STATEMENTS):
+    for s in statements:
+        for v in s.variants:
+            yield s, v
+
+
+def to_json_dict(statements=STATEMENTS) -> dict:
+    return {"statements": [
+        {"id": s.id, "title": s.title, "source": str(s.source), "kind": s.kind,
+         "setting": s.setting, "printed_latex": s.printed_latex, "reading": s.reading,
+         "hypotheses": list(s.hypotheses),
+         "variants": [{"name": v.name, "latex": v.latex, "note": v.note, "relation": v.relation,
+                       "epsilon": v.epsilon, "extra_hypotheses": list(v.extra_hypotheses)}
+                      for v in s.variants]}
+        for s in statements]}
+
+
+def format_text(statements=STATEMENTS) -> str:
+    lines = []
+    for s in statements:
+        lines.append(f"{s.id:<11} {s.title}  [{s.kind}]")
+        lines.append(f"{'':11} source: {s.source}")
+        lines.append(f"{'':11} hypotheses: {'; '.join(s.hypotheses)}")
+        for v in s.variants:
+            lines.append(f"{'':11} - {v.name:<18} {v.relation:<10} {v.note}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m theory.statements", description=__doc__.split("\n")[0])
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("ids", nargs="*", help="statement IDs (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        chosen = resolve(args.ids)
+    except UnknownStatementError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(to_json_dict(chosen), indent=2))
+    else:
+        print(format_text(chosen))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -244,11 +244,12 @@ class InvariantOps:
 
     name = "invariant"
 
-    def __init__(self, gram: dict):
+    def __init__(self, gram: dict, basis: tuple = BASIS):
         self.gram = gram
+        self.names = basis
 
     def basis(self, which: str) -> SpanVector:
-        return SpanVector(tuple(sp.Integer(1 if b == which else 0) for b in BASIS))
+        return SpanVector(tuple(sp.Integer(1 if b == which else 0) for b in self.names))
 
     def _pair(self, table, a, b):
         return table[(a, b)] if (a, b) in table else table[(b, a)]
@@ -256,7 +257,7 @@ class InvariantOps:
     def dot(self, a: SpanVector, b: SpanVector):
         return sp.expand(
             sum(ca * cb * self._pair(self.gram, ba, bb)
-                for ca, ba in zip(a.coef, BASIS) for cb, bb in zip(b.coef, BASIS))
+                for ca, ba in zip(a.coef, self.names) for cb, bb in zip(b.coef, self.names))
         )
 
     def total(self, a: SpanVector):
@@ -272,7 +273,7 @@ class InvariantOps:
     def bilinear(self, H: SymbolicHessian, a: SpanVector, b: SpanVector):
         return sp.expand(
             sum(ca * cb * self._pair(H.forms, ba, bb)
-                for ca, ba in zip(a.coef, BASIS) for cb, bb in zip(b.coef, BASIS))
+                for ca, ba in zip(a.coef, self.names) for cb, bb in zip(b.coef, self.names))
         )
 
     def vec_sq(self, a):
@@ -288,3 +289,102 @@ class InvariantOps:
 
 
 Ops = Any  # one of the classes above (duck-typed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Certification: interval arithmetic (appended for numeric.certify)
+# ---------------------------------------------------------------------------------------------
+
+# Working precision of the interval back-end.  Certification needs >= 50 correct digits; the
+# formulas are chains of at most a few hundred operations at m <= 64, each widening an interval
+# by ~10^-dps relatively, so 60 digits leave > 55 after cancellation of terms of equal size.
+INTERVAL_DIGITS = 60
+
+
+class IntervalOps:
+    """One instance in mpmath interval arithmetic: scalars are intervals, vectors m x 1 and
+    matrices m x m interval matrices of a private mpmath context with ``digits`` decimal
+    digits (the module-wide ``mpmath.iv`` context and its precision are left alone).
+
+    Every result is an interval that provably contains the exact value of the formula at the
+    (exact) inputs; a sign is certain when the interval excludes 0.  Inputs are converted with
+    ``IntervalOps.number``: a float is taken at its exact binary value, a ``Fraction`` or an
+    integer as the interval enclosing it.
+    """
+
+    name = "interval"
+
+    def __init__(self, digits: int = INTERVAL_DIGITS):
+        from mpmath.ctx_iv import MPIntervalContext
+
+        if digits < 50:
+            raise ValueError(f"interval certification needs >= 50 digits, got {digits}")
+        self.ctx = MPIntervalContext()
+        self.ctx.dps = digits
+        self.digits = digits
+
+    # conversion ------------------------------------------------------------------------------
+    def number(self, x):
+        """An interval enclosing x (float: its exact binary value; Fraction/int: exact or enclosing)."""
+        from fractions import Fraction
+
+        if isinstance(x, Fraction):
+            return self.ctx.mpf(x.numerator) / self.ctx.mpf(x.denominator)
+        if isinstance(x, (int, np.integer)):
+            return self.ctx.mpf(int(x))
+        if isinstance(x, (float, np.floating)):
+            return self.ctx.mpf(float(x))
+        return self.ctx.mpf(x)
+
+    def vector(self, values):
+        return self.ctx.matrix([[self.number(v)] for v in values])
+
+    def matrix(self, rows):
+        return self.ctx.matrix([[self.number(v) for v in row] for row in rows])
+
+    # the operations of the other back-ends ---------------------------------------------------
+    def dot(self, a, b):
+        return self.ctx.fsum(a[i, 0] * b[i, 0] for i in range(a.rows))
+
+    def total(self, a):
+        return self.ctx.fsum(a[i, 0] for i in range(a.rows))
+
+    @staticmethod
+    def scale(s, a):
+        return a * s
+
+    scale_matrix = scale
+
+    def ones_like(self, a):
+        return self.ctx.matrix([[1] for _ in range(a.rows)])
+
+    def eye_like(self, a):
+        return self.ctx.eye(a.rows)
+
+    @staticmethod
+    def outer(a, b):
+        return a * b.T
+
+    @staticmethod
+    def matvec(A, v):
+        return A * v
+
+    @staticmethod
+    def matmul(A, B):
+        return A * B
+
+    def bilinear(self, H, a, b):
+        return self.dot(a, H * b)
+
+    def sqrt(self, x):
+        return self.ctx.sqrt(x)
+
+    @staticmethod
+    def abs(x):
+        return abs(x)
+
+    def frob_sq(self, A):
+        return self.ctx.fsum(A[i, j] ** 2 for i in range(A.rows) for j in range(A.cols))
+
+    def vec_sq(self, a):
+        return self.ctx.fsum(a[i, j] ** 2 for i in range(a.rows) for j in range(a.cols))

@@ -621,6 +621,16 @@ def ics_cosine(q):
     return q.ops.dot(q.G, q.G_prime) / q.ops.sqrt(q.ops.vec_sq(q.G) * q.ops.vec_sq(q.G_prime))
 
 
+def ics_argument_lists(i: int, k: int):
+    """The parameter lists at which G_{t,i} and G'_{t,i} are evaluated, as printed:
+    (W_1^(t), ..., W_k^(t)) and (W_1^(t+1), ..., W_{i-1}^(t+1), W_i^(t), ..., W_k^(t))."""
+    import sympy as sp
+    before = tuple(sp.Symbol(f"W_{l}^(t)") for l in range(1, k + 1))
+    after = tuple(sp.Symbol(f"W_{l}^(t+1)") for l in range(1, i)) \
+        + tuple(sp.Symbol(f"W_{l}^(t)") for l in range(i, k + 1))
+    return before, after
+
+
 def _ics_first_layer(q):
     d = q.G_first - q.G_first_prime
     return q.ops.sqrt(q.ops.vec_sq(d))

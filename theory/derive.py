@@ -1,0 +1,242 @@
+"""SymPy derivations from the definition of training-mode BatchNorm.
+
+Fully symbolic batch (m = 2..6).  y_1..y_m, g_1..g_m and a symmetric H are symbols.  sigma
+is defined implicitly by sigma^2 = Var(y) + eps, so SymPy differentiates the definition with
+the single rule  d sigma / d y_k = (y_k - mu)/(m sigma)  (the derivative of that equation), and
+the results are rational functions of y, g, sigma, gamma, eps.  Two such expressions are equal
+when the numerator of their difference vanishes modulo sigma^2 - Var(y) - eps (a polynomial
+remainder in sigma): an exact test, without `simplify`.
+
+From the definition we derive
+    the Jacobian dz/dy,  the gradient nabla_y L_hat = J^T g,
+    the curvature part  sum_b g_b d^2 z_b/dy^2  of the Hessian  d^2 L_hat/dy^2 = J^T H J + (that),
+and compare them with the closed forms of theory.bn and the paper's printed formulas.
+
+General m.  The same closed forms evaluated in the invariant algebra of theory.ops
+(InvariantOps): vectors in span{1, y_hat, g}, inner products from the Gram matrix, quadratic
+forms of H as symbols.  theory.verdicts reads slack expressions from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy as sp
+
+from theory import bn, symbols as S
+from theory.ops import SympyOps
+from theory.quantities import Quantities
+
+OPS = SympyOps()
+
+
+@dataclass(frozen=True)
+class DerivedCalculus:
+    """Derivatives of the BatchNorm map of a fully symbolic batch, taken by SymPy."""
+
+    size: int
+    with_epsilon: bool
+    y: sp.Matrix
+    g: sp.Matrix
+    H: sp.Matrix
+    mu: sp.Expr
+    variance: sp.Expr          # biased Var(y)
+    y_hat: sp.Matrix           # (y - mu)/sigma, sigma the symbol S.sigma
+    jacobian: sp.Matrix        # dz/dy
+    gradient: sp.Matrix        # J^T g
+    curvature: sp.Matrix       # sum_b g_b d^2 z_b / dy^2
+
+    @property
+    def eps(self):
+        return S.eps if self.with_epsilon else sp.Integer(0)
+
+    @property
+    def sigma_relation(self):
+        """sigma^2 - Var(y) - eps: zero on every batch."""
+        return S.sigma**2 - self.variance - self.eps
+
+
+@lru_cache(maxsize=None)
+def derive_calculus(size: int, with_epsilon: bool) -> DerivedCalculus:
+    if size < 2:
+        raise ValueError(f"batch of size {size}: BatchNorm needs m >= 2")
+    batch = S.batch_symbols(size)
+    y, g = batch.y, batch.g
+    eps = S.eps if with_epsilon else sp.Integer(0)
+    mu = sum(y) / size
+    sig = sp.Function("sigma_of_y")(*y)                 # sigma as a function of the batch
+    d_sigma = {sp.Derivative(sig, yk): (yk - mu) / (size * sig) for yk in y}  # from sigma^2 = Var + eps
+
+    def d(expr, yk):
+        return sp.diff(expr, yk).xreplace(d_sigma)
+
+    z = [S.gamma * (yb - mu) / sig + S.beta for yb in y]        # the definition
+    jac = sp.Matrix(size, size, lambda b, k: d(z[b], y[k]))
+    phi = sum(gb * zb for gb, zb in zip(g, z))                  # g held fixed: sum_b g_b z_b
+    first = [d(phi, yk) for yk in y]
+    curvature = sp.Matrix(size, size, lambda i, k: d(first[i], y[k]))
+    to_symbol = {sig: S.sigma}
+    jac = jac.xreplace(to_symbol)
+    curvature = curvature.xreplace(to_symbol)
+    gradient = jac.T * g
+    variance = sum((yb - mu) ** 2 for yb in y) / size
+    y_hat = sp.Matrix([(yb - mu) / S.sigma for yb in y])
+    return DerivedCalculus(size, with_epsilon, y, g, batch.H, mu, sp.expand(variance), y_hat,
+                           jac, gradient, curvature)
+
+
+def vanishes(expr, calc: DerivedCalculus) -> bool:
+    """Exact: is expr zero on every batch, i.e. modulo sigma^2 - Var(y) - eps?
+
+    Expressions with a further radical in sigma (not polynomial in sigma) are decided by a
+    witness instead: a rational batch at which the value is provably non-zero (60 digits).
+    """
+    # sqrt(Var + eps) computed from y by the definition is the symbol sigma
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Pow) and e.exp.is_Rational and e.exp.q == 2
+        and sp.expand(e.base - calc.variance - calc.eps) == 0,
+        lambda e: S.sigma ** (2 * e.exp))
+    expr = sp.together(sp.expand(expr)) if not expr.is_Atom else expr
+    num, _ = sp.fraction(expr)
+    num = sp.expand(num)
+    if num == 0:
+        return True
+    try:
+        poly = sp.Poly(num, S.sigma)
+    except sp.PolynomialError:
+        return not _nonzero_at_a_rational_batch(num, calc)
+    remainder = sp.rem(poly, sp.Poly(calc.sigma_relation, S.sigma))
+    return sp.expand(remainder.as_expr()) == 0
+
+
+def _nonzero_at_a_rational_batch(expr, calc: DerivedCalculus) -> bool:
+    point = {yk: sp.Rational(k * k + 1, k + 2) for k, yk in enumerate(calc.y, start=1)}
+    point.update({gk: sp.Rational(2 * k - 3, 3) for k, gk in enumerate(calc.g, start=1)})
+    point.update({S.gamma: sp.Rational(3, 2), S.beta: sp.Rational(1, 3), S.eps: sp.Rational(1, 7)})
+    point[S.sigma] = sp.sqrt(calc.variance.xreplace(point) + calc.eps.xreplace(point))
+    value = sp.N(expr.xreplace(point), 60)
+    if value.free_symbols:
+        raise ValueError(f"cannot decide: free symbols {value.free_symbols} remain")
+    return abs(value) > sp.Float(10) ** -40
+
+
+def matrices_agree(A: sp.Matrix, B: sp.Matrix, calc: DerivedCalculus) -> bool:
+    return all(vanishes(a - b, calc) for a, b in zip(A, B))
+
+
+def symbolic_batch_quantities(calc: DerivedCalculus, H=None, lam=None, point=None) -> Quantities:
+    """The registry's quantities on the symbolic batch, measured by SymPy differentiation.
+
+    With ``point`` (a substitution of every symbol by an exact number) the derivatives are
+    evaluated there first, so that the statement's formulas combine numbers, not expressions.
+    """
+    H = calc.H if H is None else H
+    m = calc.size
+    at = (lambda e: e.xreplace(point)) if point else (lambda e: e)
+    J, curvature, H = at(calc.jacobian), at(calc.curvature), at(H)
+    lam = at(lam) if lam is not None else None
+    values = dict(m=sp.Integer(m), gamma=at(S.gamma), beta=at(S.beta), eps=at(calc.eps), y=at(calc.y),
+                  mu=at(calc.mu), sigma=at(S.sigma), y_hat=at(calc.y_hat), g=at(calc.g), H=H,
+                  grad_y_bn=J.T * at(calc.g), jac_z_y=J, hess_bn=J.T * H * J + curvature)
+    v = values["grad_y_bn"]
+    values["H_gg"] = OPS.bilinear(H, values["g"], values["g"])
+    values["H_vv"] = OPS.bilinear(H, v, v)
+    values["hess_bn_vv"] = OPS.bilinear(values["hess_bn"], v, v)
+    if lam is not None:
+        values.update(lam=lam, gW_max=lam**2 * OPS.vec_sq(values["g"]), gW_hat_max=lam**2 * OPS.vec_sq(v))
+    return Quantities(OPS, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact rational batches (sigma rational), for the sizes where a symbolic slack is too large
+# ---------------------------------------------------------------------------------------------
+
+# One rational point u of {sum u = 0, sum u^2 = m} per size; others follow by reflection.
+# (m = 3 has none: x^2 + 3y^2 = 6 has no rational solution; m = 3 is checked symbolically.)
+_SPHERE_POINTS = {2: (1, -1), 4: (1, -1, 1, -1), 5: (sp.Rational(1, 2),) * 4 + (-2,), 6: (1, -1) * 3}
+
+
+def rational_batch_points(calc: DerivedCalculus, count: int, seed: int = 0) -> list:
+    """Exact rational batches y = mu + s u with sigma = s rational (eps = 0), or any rational y
+    with sigma chosen rational and eps = sigma^2 - Var(y) >= 0 (eps > 0), plus rational g, H,
+    gamma, lambda.  Returns substitution dicts for the symbols of calc."""
+    import random
+    rng = random.Random(seed)
+    size = calc.size
+
+    def r(k=12):
+        return sp.Rational(rng.randint(-4 * k, 4 * k), k)
+
+    points = []
+    for _ in range(count):
+        if calc.with_epsilon:
+            y = [r() for _ in range(size)]
+            var = sum((yi - sum(y) / size) ** 2 for yi in y) / size
+            sigma = sp.Rational(int(sp.ceiling(sp.sqrt(var) * 8)) + rng.randint(1, 8), 8)
+            extra = {S.eps: sigma**2 - var}
+        elif size not in _SPHERE_POINTS:   # m = 3: sigma is an exact square root
+            y = [r() for _ in range(size)]
+            var = sum((yi - sum(y) / size) ** 2 for yi in y) / size
+            sigma = sp.sqrt(var)
+            extra = {}
+        else:
+            p = sp.Matrix(_SPHERE_POINTS[size])
+            d = sp.Matrix([r() for _ in range(size)])
+            d = d - sp.ones(size, 1) * sum(d) / size
+            u = p - 2 * (p.T * d)[0, 0] / (d.T * d)[0, 0] * d if any(d) else p
+            sigma = sp.Rational(rng.randint(1, 40), 8)
+            mean = r()
+            y = [mean + sigma * ui for ui in u]
+            extra = {}
+        point = {**dict(zip(calc.y, y)), S.sigma: sigma, **extra}
+        point.update({gk: r() for gk in calc.g})
+        point.update({h: r() for h in S.batch_symbols(size).h})
+        point.update({S.gamma: r() or sp.Integer(1), S.beta: r(), S.lam: sp.Rational(rng.randint(1, 24), 8)})
+        points.append(point)
+    return points
+
+
+# ---------------------------------------------------------------------------------------------
+# General m: invariants
+# ---------------------------------------------------------------------------------------------
+
+def invariant_quantities(with_epsilon: bool) -> Quantities:
+    """Registry quantities for a general batch size m, through the derived closed forms."""
+    ops = S.invariant_ops(with_epsilon)
+    one, y_hat, g = ops.basis("one"), ops.basis("yhat"), ops.basis("g")
+    m, gamma, sigma = S.m, S.gamma, S.sigma
+    v = bn.grad_y_bn(ops, g, y_hat, sigma, gamma, m)
+    H = S.SYMBOLIC_H
+    values = dict(m=m, gamma=gamma, beta=S.beta, eps=S.eps if with_epsilon else sp.Integer(0),
+                  sigma=sigma, y_hat=y_hat, g=g, H=H, grad_y_bn=v, lam=S.lam)
+    values["H_gg"] = ops.bilinear(H, g, g)
+    values["H_vv"] = ops.bilinear(H, v, v)
+    values["hess_bn_vv"] = bn.hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, v, v)
+    values["gW_max"] = S.lam**2 * ops.vec_sq(g)
+    values["gW_hat_max"] = S.lam**2 * ops.vec_sq(v)
+    del one
+    return Quantities(ops, values)
+
+
+def invariants_of_batch(calc: DerivedCalculus, H=None, point=None) -> dict:
+    """Values of the general-m invariant symbols on a fully symbolic batch, or at an exact point
+    (to check that the general-m slack is the m-specific one)."""
+    at = (lambda e: e.xreplace(point)) if point else (lambda e: e)
+    y_hat, g, H = at(calc.y_hat), at(calc.g), at(calc.H if H is None else H)
+    one = sp.ones(calc.size, 1)
+    vectors = {"one": one, "yhat": y_hat, "g": g}
+    values = {S.m: sp.Integer(calc.size), S.g_sq: OPS.dot(g, g), S.g_one: OPS.total(g),
+              S.gamma: at(S.gamma), S.sigma: at(S.sigma), S.lam: at(S.lam), S.eps: at(calc.eps),
+              S.g_yhat: OPS.dot(g, y_hat),
+              S.rho: OPS.dot(y_hat, y_hat) / calc.size}
+    for (a, b), sym in S.H_forms.items():
+        values[sym] = OPS.bilinear(H, vectors[a], vectors[b])
+    return values
+
+
+def general_slack(variant, with_epsilon: bool):
+    """Slack (RHS - LHS, or LHS - RHS for '==') of a bn-channel/weight-space variant, general m."""
+    q = invariant_quantities(with_epsilon)
+    lhs, rhs = variant.lhs(q), variant.rhs(q)
+    diff = rhs - lhs if variant.relation in ("<=", "<") else lhs - rhs
+    return sp.expand(diff)

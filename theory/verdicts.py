@@ -286,15 +286,21 @@ def _decide_identity(statement, variant) -> SymbolicVerdict:
 
 def _decide_lemma(statement, variant) -> SymbolicVerdict:
     from theory import lemma45
-    if variant.name == "ray":
-        ops = lemma45.GRAM_OPS
+    if "bn_opt_dist_sq" not in variant.requires:
+        # Only W_0 and W* enter: decide in the Gram invariants of the pair, any dimension.
         q = lemma45.gram_quantities()
-        slack = sp.factor(sp.together(variant.lhs(q) - variant.rhs(q)))
-        del ops
-        return SymbolicVerdict("equality" if slack == 0 else "violated", sp.latex(slack),
+        lhs, rhs = variant.lhs(q), variant.rhs(q)
+        slack = sp.factor(sp.together(rhs - lhs if variant.relation != "==" else lhs - rhs))
+        if slack == 0:
+            return SymbolicVerdict("equality", "0", covers="any dimension (Gram invariants of W_0, W*)",
+                                   reason="the slack is identically 0 in the Gram invariants")
+        return SymbolicVerdict("violated", sp.latex(slack), condition=f"${sp.latex(slack)} \\neq 0$",
                                covers="any dimension (Gram invariants of W_0, W*)",
-                               reason="the proof's algebra (59)-(62) is an identity")
-    cx = lemma45.minimal_counterexample()
+                               reason="the slack is not identically 0 in the Gram invariants")
+    cx = lemma45.minimal_counterexample(variant)
+    if cx is None:
+        return SymbolicVerdict("undetermined", covers="one neuron, identity activation, 3 data points in R^2",
+                               reason="no violation on the exact toy-model search range")
     return SymbolicVerdict(
         "violated", sp.latex(cx.slack), condition="W* is not on the BN optimum ray (standard and BN optima point in different directions)",
         covers="one neuron, identity activation, 3 data points in R^2 (exact rationals)",
@@ -303,14 +309,34 @@ def _decide_lemma(statement, variant) -> SymbolicVerdict:
         witness=cx.as_witness())
 
 
+def _decide_ics(statement, variant) -> SymbolicVerdict:
+    """Evaluate the variant on gradients that are unknown functions of the printed argument lists."""
+    from theory.ops import SympyOps
+    from theory.quantities import Quantities
+    from theory.statements import ics_argument_lists
+    sizes = range(2, 9)
+    for k in sizes:
+        values = {}
+        for layer, (g_name, gp_name) in ((1, ("G_first", "G_first_prime")), (2, ("G", "G_prime"))):
+            grad = sp.Function(f"grad_W{layer}")
+            before, after = ics_argument_lists(layer, k)
+            values[g_name] = sp.Matrix([grad(*before)])
+            values[gp_name] = sp.Matrix([grad(*after)])
+        q = Quantities(SympyOps(), values)
+        residual = sp.simplify(variant.lhs(q) - variant.rhs(q))
+        if residual != 0:
+            return SymbolicVerdict("violated", sp.latex(residual), condition=f"${sp.latex(residual)} \\neq 0$",
+                                   covers=f"networks of {k} layers",
+                                   reason="G and G' are evaluated at different parameter lists")
+    return SymbolicVerdict("equality", "0", covers=f"networks of {sizes.start}..{sizes.stop - 1} layers",
+                           reason="G' of the first layer is evaluated at the same parameters as G")
+
+
 def decide(statement, variant) -> SymbolicVerdict:
     if variant.relation == "definition":
         return SymbolicVerdict("definition", covers="-", reason="a definition has no truth value")
-    if statement.id == "def-2.1":
-        from theory.statements import ics_argument_lists
-        same = all(ics_argument_lists(1, k)[0] == ics_argument_lists(1, k)[1] for k in range(1, 33))
-        return SymbolicVerdict("equality" if same else "violated", "0", covers="networks of 1..32 layers",
-                               reason="for i = 1 the argument list of G' (W_1..W_{i-1} updated) equals that of G")
+    if statement.setting == "network":
+        return _decide_ics(statement, variant)
     if statement.setting == "toy-regression":
         return _decide_lemma(statement, variant)
     if statement.kind in ("identity", "existence"):
@@ -326,3 +352,22 @@ def decide(statement, variant) -> SymbolicVerdict:
 def symbolic_verdicts() -> dict:
     """{(statement id, variant name): SymbolicVerdict} for the whole registry."""
     return {(s.id, v.name): decide(s, v) for s, v in all_variants(STATEMENTS)}
+
+
+def load_symbolic_verdicts() -> dict:
+    """The cached verdicts written by `python -m theory.docs` (fast), or compute them (~1 min).
+
+    tests/test_docs_fresh.py fails when the cache differs from a fresh computation.
+    """
+    import json
+    from pathlib import Path
+    cache = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
+    if not cache.exists():
+        return symbolic_verdicts()
+    raw = json.loads(cache.read_text())
+    out = {}
+    for key, d in raw.items():
+        sid, vname = key.split("::")
+        out[(sid, vname)] = SymbolicVerdict(d["verdict"], d["slack"], d["condition"], d["reason"],
+                                            d["covers"], d["witness"])
+    return out

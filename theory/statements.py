@@ -261,7 +261,10 @@ HESSIAN_C = Statement(
     reading=("The left side is d^2 L_hat / dy_j dy_j (eq. (38)).  The bracket opened in (40) closes "
              "after (42), so gamma^2/sigma^2 multiplies both lines.  'ŷ_j ĝ_j^T ŷ ŷ_j^T' is read as "
              "ŷ (ĝ^T ŷ) ŷ^T (a subscript is lost in the extraction); the overline ĝ is ĝ - μ(ĝ)1, "
-             "defined before (38) ('letting ĝ = ĝ - μ(ĝ)', overline lost); M = 11^T; H = H_jj = d^2L/dz^2."),
+             "defined before (38) ('letting ĝ = ĝ - μ(ĝ)', overline lost); M = 11^T; H = H_jj = d^2L/dz^2.  "
+             "Where the printed algebra differs from the derivation on the way: eq. (34) prints -(1/γ) ĝ ĝ^T where "
+             "(32) and the derivation have -(1/γ) ŷ ĝ^T, and eq. (37) is cut off in the extraction; the end "
+             "result (40)-(42) is nevertheless what SymPy derives."),
     hypotheses=("m >= 2", "sigma > 0", "eps = 0", "L twice differentiable at z"),
     variants=(
         Variant("printed", r"\frac{\partial^2\widehat L}{\partial y\,\partial y} = \frac{\gamma^2}{\sigma^2}\Big[PHP - \frac{1}{m\gamma}\big(\bar g\hat y^\top + \hat y\bar g^\top - \tfrac{3}{m}\langle g,\hat y\rangle\hat y\hat y^\top + \langle g,\hat y\rangle(I - \tfrac1m M)\big)\Big]",
@@ -294,7 +297,9 @@ THM_4_1 = Statement(
     printed_latex=r"\left|\left|\nabla_{\bm{y}_{\bm{j}}}\widehat{\mathcal{L}}\right|\right|^2 \leq \frac{\gamma^2}{\sigma_j^2} \left(\left|\left|\nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right|\right|^2 - \frac{1}{m} \left\langle \mathbf{1}, \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right\rangle^2 - \frac{1}{\sqrt{m}} \left\langle \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}, \hat{\bm{y}}_{\bm{j}}\right\rangle^2\right).",
     reading=("nabla_y L of the 'identical non-BN network' is g = dL_hat/dz (the proof ends 'exploiting "
              "dL_hat/dz_j = dL/dy'): the non-BN network evaluated where its layer output equals the BN "
-             "output.  sigma_j is the biased batch std, so <1, y_hat> = 0 and ||y_hat||^2 = m."),
+             "output.  sigma_j is the biased batch std, so <1, y_hat> = 0 and ||y_hat||^2 = m.  Where the proof's "
+             "algebra departs from the derivation: step (8) -> (9) turns <g - 1 mu_g, y_hat/||y_hat||>^2 into "
+             "<g, y_hat>^2/sqrt(m), but ||y_hat||^2 = m makes it <g, y_hat>^2/m."),
     hypotheses=("m >= 2", "sigma_j > 0", "eps = 0", "gamma, beta constants", "g = dL/dz arbitrary"),
     variants=(
         Variant("printed", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{\sqrt m}\langle g,\hat y\rangle^2\Big)",

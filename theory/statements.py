@@ -460,6 +460,10 @@ def _thm44_exact_rhs(q):
     return (q.gamma**2 / q.sigma**2) * (q.gW_max - q.lam**2 * q.m * mu_g**2 - q.lam**2 * g_dot_yhat(q)**2 / q.m)
 
 
+def _thm44_exact_epsilon_rhs(q):
+    return q.lam**2 * _thm41_rhs(lambda q: (2 - yhat_norm_ratio(q)) / q.m)(q)
+
+
 def _thm44_eq17_rhs(q):
     return q.lam**2 * _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m))(q)
 
@@ -500,6 +504,14 @@ THM_4_4 = Statement(
         Variant("exact", r"\hat g_j = \frac{\gamma^2}{\sigma^2}\Big(g_j - \lambda^2 m\mu_g^2 - \frac{\lambda^2}{m}\langle g,\hat y\rangle^2\Big)",
                 "exact value: lambda^2 on every term, g_j unsquared, 1/m on the correlation term", "==",
                 lambda q: q.gW_hat_max, _thm44_exact_rhs, THM44_REQ,
+                scale=_thm44_scale),
+        Variant("epsilon", r"\text{as printed, with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
+                "the printed bound for BatchNorm with epsilon > 0 (torch)", "<=",
+                lambda q: q.gW_hat_max, _thm44_printed_rhs, THM44_REQ, epsilon="positive",
+                scale=_thm44_scale),
+        Variant("exact-epsilon", r"\hat g_j = \frac{\lambda^2\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
+                "exact value for epsilon > 0 (lambda^2 times Theorem 4.1's exact-epsilon form)", "==",
+                lambda q: q.gW_hat_max, _thm44_exact_epsilon_rhs, THM44_REQ, epsilon="positive",
                 scale=_thm44_scale),
     ),
 )

@@ -1,0 +1,19 @@
+"""gpu_check: the paper's networks (Appendix A), trained, with every registered statement
+evaluated along the real training trajectory (probes).  Runs on CUDA when there is one and
+on the CPU otherwise.
+
+    python -m gpu_check.run --preset smoke --norm bn --out /tmp/s
+
+Modules, in the order data flows through a run:
+
+    config      RunConfig (frozen) and the named presets; flags override fields
+    data        DLN Gaussian regression data, CIFAR-10 (pickle format) and the synthetic stand-in
+    norms       the normalisation choice: none, bn, noisy-bn (Algorithm 1), l1, l2, linf
+    models      the 25-layer deep linear network and the VGG-like network, Glorot-initialised
+    probes      y, y_hat, g, Hessian-vector products of the real network -> theory.evaluate
+    records     jsonl appends, atomic rewrites, config.json metadata
+    checkpoint  model, optimiser, RNG states, data order, record offsets
+    train       the step loop with optional hooks (probes, evaluation, later ICS/landscape)
+    summary     summarise_probes(run_dir) for the trajectory report
+    run         the command line
+"""

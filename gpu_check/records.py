@@ -1,0 +1,191 @@
+"""Files of a run directory, written so that a crash never leaves a half-record behind.
+
+* jsonl files (metrics, probes, events) are appended whole: a record exists once its line,
+  newline included, is in the file; the checkpoint stores each file's size, and a resume
+  truncates to it (dropping records written after the checkpoint and any torn last line).
+* files that are rewritten (config.json, summary.json, the checkpoint) are written atomically:
+  a temporary file in the same directory, fsync, rename, fsync of the directory.
+
+Non-finite floats are written as the strings "nan", "inf", "-inf" (strict JSON has no NaN);
+``float()`` reads them back.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+
+METRICS = "metrics.jsonl"
+PROBES = "probes.jsonl"
+EVENTS = "events.jsonl"
+CONFIG = "config.json"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+def jsonable(value):
+    """Floats (numpy or not) as JSON numbers, non-finite ones as strings; containers recursively."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:   # numpy / torch scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def dumps(record) -> str:
+    return json.dumps(jsonable(record), allow_nan=False, separators=(",", ":"))
+
+
+def append_records(path: str, records) -> None:
+    """Append records as one write of whole lines, flushed to the OS."""
+    if not records:
+        return
+    text = "".join(dumps(r) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+
+
+def fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+class RecordWriter:
+    """Open append handles on a run's record files; every write is whole lines, flushed."""
+
+    def __init__(self, run_dir: str, names):
+        self.run_dir = run_dir
+        self.files = {name: open(os.path.join(run_dir, name), "a", encoding="utf-8") for name in names}
+
+    def write(self, name: str, rows) -> None:
+        if rows:
+            f = self.files[name]
+            f.write("".join(dumps(r) + "\n" for r in rows))
+            f.flush()
+
+    def sizes(self) -> dict:
+        """Bytes in each file, after an fsync: what a checkpoint remembers."""
+        out = {}
+        for name, f in self.files.items():
+            f.flush()
+            os.fsync(f.fileno())
+            out[name] = os.path.getsize(os.path.join(self.run_dir, name))
+        return out
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def truncate_records(run_dir: str, sizes: dict) -> None:
+    """Cut each record file back to the size the checkpoint saw."""
+    for name, size in sizes.items():
+        path = os.path.join(run_dir, name)
+        size = int(size)
+        if not os.path.exists(path):
+            if size:
+                raise FileNotFoundError(f"{path} is missing but the checkpoint saw {size} bytes in it")
+            continue
+        if os.path.getsize(path) < size:
+            raise ValueError(f"{path} has {os.path.getsize(path)} bytes, fewer than the {size} the "
+                             "checkpoint saw: the run directory was changed after the checkpoint")
+        with open(path, "rb+") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+
+
+def read_jsonl(path: str) -> list:
+    """Complete records of a jsonl file; a final line without its newline (a torn append) is not
+    a record and is skipped.  A malformed complete line is an error naming the file and line."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    lines = text.split("\n")
+    complete = lines[:-1]          # the part after the last newline is '' or a torn record
+    out = []
+    for i, line in enumerate(complete, 1):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not a JSON record ({e}): {line[:80]!r}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------------------------
+
+PACKAGES = ("torch", "numpy", "scipy", "sympy", "tqdm")
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision(start: str = None) -> dict:
+    """HEAD of the repository holding this package, and whether the tree has local changes."""
+    here = start or os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"revision": None, "dirty": None, "note": f"git unavailable: {e}"}
+    if head.returncode != 0:
+        return {"revision": None, "dirty": None, "note": head.stderr.strip().splitlines()[-1:] or "not a git repository"}
+    return {"revision": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def device_description(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def command_line() -> list:
+    return [sys.executable, *sys.argv]

@@ -1,0 +1,79 @@
+"""Summaries of a run's probes, for the trajectory report (theory.report --trajectory).
+
+    summarise_probes(run_dir) -> [row, ...], one row per (statement, variant, layer)
+
+A probe is *violated* when its slack is below zero by more than the rounding tolerance recorded
+with it (slack < -tolerance): the sign convention of theory.evaluate, where slack = RHS - LHS
+for inequalities and -|LHS - RHS| for identities.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from gpu_check import records
+
+
+def _number(x) -> float:
+    """A probe field as a float ("nan"/"inf"/"-inf" strings are how records store non-finite)."""
+    return float(x) if x is not None else math.nan
+
+
+def summarise_probes(run_dir: str) -> list:
+    """Rows, in the order statements, variants and layers first appear in probes.jsonl, keyed
+    in the vocabulary of theory.report's rows:
+
+    id (statement ID), variant, relation, layer ('dln/fc03', 'vgg/conv01'), network,
+    instances (the number of probes: channels x probed steps), violations, non_finite,
+    first_step, last_step, min_slack, median_slack, max_slack, min_rel_slack, verdict
+    ('violated' if any probe is, else 'equality' if every probe is within rounding of 0,
+    else 'holds')
+
+    Quantiles are over the finite slacks of all probed steps and channels; ``non_finite``
+    counts the probes whose slack is NaN or infinite (never silently dropped); layers that could
+    not be evaluated at a step are listed by ``probe_errors``, not here.  A run directory
+    without probes.jsonl (a run without BatchNorm layers, or with probes off) gives [].
+    """
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory {run_dir!r} does not exist")
+    groups = {}
+    for r in records.read_jsonl(os.path.join(run_dir, records.PROBES)):
+        if "error" in r:
+            continue      # a layer the numeric layer rejected at that step: see probe_errors
+        key = (r["statement"], r["variant"], r["layer"])
+        g = groups.setdefault(key, {"relation": r.get("relation"), "network": r.get("network"),
+                                    "steps": [], "slack": [], "rel": [], "tol": [], "verdicts": set()})
+        g["verdicts"].add(r.get("verdict"))
+        g["steps"].append(int(r["step"]))
+        g["slack"].append(_number(r["slack"]))
+        g["rel"].append(_number(r["rel_slack"]))
+        g["tol"].append(_number(r["tolerance"]))
+    rows = []
+    for (statement, variant, layer), g in groups.items():
+        slack, rel, tol = np.array(g["slack"]), np.array(g["rel"]), np.array(g["tol"])
+        finite = np.isfinite(slack)
+        fin_rel = rel[np.isfinite(rel)]
+        violations = int(np.sum(slack[finite] < -tol[finite]))
+        rows.append({
+            "id": statement, "variant": variant, "relation": g["relation"],
+            "layer": layer, "network": g["network"],
+            "instances": int(slack.size),
+            "violations": violations,
+            "non_finite": int(np.sum(~finite)),
+            "first_step": min(g["steps"]), "last_step": max(g["steps"]),
+            "min_slack": float(slack[finite].min()) if finite.any() else math.nan,
+            "median_slack": float(np.median(slack[finite])) if finite.any() else math.nan,
+            "max_slack": float(slack[finite].max()) if finite.any() else math.nan,
+            "min_rel_slack": float(fin_rel.min()) if fin_rel.size else math.nan,
+            "verdict": ("violated" if violations else
+                        "equality" if g["verdicts"] == {"equality"} else "holds"),
+        })
+    return rows
+
+
+def probe_errors(run_dir: str) -> list:
+    """The probes that could not be evaluated (rows with an 'error': the numeric layer refused
+    the measured quantities, e.g. a constant channel under eps = 0 or NaN activations)."""
+    return [r for r in records.read_jsonl(os.path.join(run_dir, records.PROBES)) if "error" in r]

@@ -1,0 +1,462 @@
+"""The training loop, with optional per-step hooks.
+
+A run advances every network of the configuration by one step per step index.  At step t,
+for each network:
+
+    1. hooks due at t run on the parameters theta_t and the batch of step t (probes,
+       evaluation; later ICS, loss landscape, activation histograms), each appending its
+       records to its own file; they run under a saved-and-restored RNG state, so they never
+       change the trajectory;
+    2. the training update: forward, loss, backward, SGD step; one metrics record.
+
+After the last step the hooks run once more at t = steps on the final parameters.  Checkpoints
+are written after every ``checkpoint_every`` updates.  A non-finite loss stops the run before
+its update, with a clear message; everything written so far is kept.
+
+A hook is any object with ``name``, ``file`` (the record file it appends to), ``due(step,
+network)`` and ``__call__(ctx) -> list of records``; see ProbeHook and EvalHook.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from gpu_check import checkpoint, data, records
+from gpu_check.config import (RunConfig, config_from_dict, config_to_dict, resume_mismatches)
+from gpu_check.measure import cost_table, describe_costs, measurement_hooks
+from gpu_check.models import Network, build_model
+from gpu_check.probes import Prober
+
+
+class RunError(ValueError):
+    """The run cannot start: an occupied output directory, a checkpoint that does not match."""
+
+
+class SimulatedInterruption(RuntimeError):
+    """Raised by ``stop_after`` (tests and --stop-after): the process 'dies' at that step."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks of a run
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class NetworkRun:
+    """The live state of one network in a run (mutable by nature: it trains)."""
+
+    name: str
+    model: Network
+    optimizer: torch.optim.Optimizer
+    dataset: str
+    inputs: torch.Tensor           # the whole training set on the device
+    targets: torch.Tensor
+    order: object                  # data.BatchOrder, or None for full-batch training
+    test: tuple = ()               # (x_test, y_test) on the device, or ()
+
+    def batch(self, step: int) -> tuple:
+        if self.order is None:
+            return self.inputs, self.targets
+        idx = torch.as_tensor(self.order.indices(step), device=self.inputs.device)
+        return self.inputs[idx], self.targets[idx]
+
+    def data_order(self, step: int) -> dict:
+        return {"full_batch": True} if self.order is None else self.order.state(step)
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device(requested)
+
+
+def prepare_network(config: RunConfig, name: str, device: torch.device) -> NetworkRun:
+    model = build_model(config, name).to(device)
+    model.train()
+    if name == "dln":
+        d = data.dln_data(config.seed, config.dln.n_samples, config.dln.width)
+        opt = torch.optim.SGD(model.parameters(), lr=config.dln.lr)       # full-batch GD
+        return NetworkRun(name, model, opt, d.name, torch.from_numpy(d.x).to(device),
+                          torch.from_numpy(d.target).to(device), None)
+    v = config.vgg
+    d = data.image_data(config.seed, config.data, v.n_train, v.n_test, v.image_size)
+    opt = torch.optim.SGD(model.parameters(), lr=v.lr)
+    return NetworkRun(name, model, opt, d.name, torch.from_numpy(d.x_train).to(device),
+                      torch.from_numpy(d.y_train).to(device),
+                      data.BatchOrder(config.seed, v.n_train, v.batch_size),
+                      (torch.from_numpy(d.x_test).to(device), torch.from_numpy(d.y_test).to(device)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepContext:
+    step: int
+    net: NetworkRun
+    inputs: torch.Tensor
+    target: torch.Tensor
+    config: RunConfig
+
+
+class Hook(Protocol):
+    """An optional measurement made at some steps, before that step's update.
+
+    ``name`` keys its timing in the summary (``{name}_s``); ``file`` is the jsonl file of the
+    run directory its records are appended to (it is truncated on resume like the others).
+    It must not change the model, the optimiser or the data order; RNG draws it makes are
+    undone by the loop.  A measurement that needs theta_{t+1} (e.g. G' of Definition 2.1)
+    makes its own copy and update inside the call.
+    """
+
+    name: str
+    file: str
+
+    def due(self, step: int, net: NetworkRun) -> bool: ...
+
+    def __call__(self, ctx: StepContext) -> list: ...
+
+
+class ProbeHook:
+    """The statements of the registry on the real network (gpu_check.probes)."""
+
+    name, file = "probes", records.PROBES
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.probers = {}
+
+    def prober(self, net: NetworkRun) -> Prober:
+        if net.name not in self.probers:
+            self.probers[net.name] = Prober(self.config, net.name, net.model)
+        return self.probers[net.name]
+
+    def due(self, step: int, net: NetworkRun) -> bool:
+        return self.prober(net).due(step) or (step == self.config.steps and self.prober(net).enabled)
+
+    def __call__(self, ctx: StepContext) -> list:
+        return self.prober(ctx.net)(ctx.step, ctx.net.model, ctx.inputs, ctx.target)
+
+
+class EvalHook:
+    """Test loss and accuracy of the VGG in evaluation mode (running statistics, no noise)."""
+
+    name, file = "eval", records.METRICS
+    batch = 1000
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+
+    def due(self, step: int, net: NetworkRun) -> bool:
+        return bool(net.test) and (step % self.config.vgg.eval_every == 0 or step == self.config.steps)
+
+    def __call__(self, ctx: StepContext) -> list:
+        model, (x, y) = ctx.net.model, ctx.net.test
+        model.eval()
+        loss, correct = 0.0, 0
+        try:
+            with torch.no_grad():
+                for s in range(0, len(y), self.batch):
+                    out = model(x[s:s + self.batch])
+                    loss += float(torch.nn.functional.cross_entropy(out, y[s:s + self.batch], reduction="sum"))
+                    correct += int(model.correct(out, y[s:s + self.batch]))
+        finally:
+            model.train()
+        return [{"step": ctx.step, "network": ctx.net.name, "split": "test",
+                 "loss": loss / len(y), "accuracy": correct / len(y)}]
+
+
+def default_hooks(config: RunConfig) -> list:
+    """Probes, evaluation, and the measurements named in ``config.measure`` (gpu_check.measure)."""
+    return [ProbeHook(config), EvalHook(config)] + measurement_hooks(config)
+
+
+@contextlib.contextmanager
+def rng_preserved(device: torch.device):
+    """Run a block without changing any RNG state the training could read."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSummary:
+    status: str                  # 'complete' | 'diverged'
+    next_step: int
+    steps: int
+    wall_s: float                # this invocation, first step to end
+    train_s: float
+    hook_s: dict
+    checkpoint_s: float
+    probe_share: float           # probe seconds / wall seconds
+    steps_per_s: float           # training steps (all networks advanced once) per wall second
+    probe_every: int
+    final: dict                  # network -> last train record
+    datasets: dict
+    message: str = ""
+    cumulative: dict = field(default_factory=dict)   # the same timings over all invocations
+    measure_cost: dict = field(default_factory=dict)  # gpu_check.measure.cost_table of this invocation
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_step(net: NetworkRun, inputs, target) -> tuple:
+    """One SGD update unless the loss is not finite.  Returns (loss, correct or None, finite)."""
+    net.optimizer.zero_grad(set_to_none=True)
+    out = net.model(inputs)
+    loss = net.model.loss(out, target)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value, None, False
+    loss.backward()
+    net.optimizer.step()
+    correct = net.model.correct(out.detach(), target)
+    return value, None if correct is None else int(correct), True
+
+
+def check_fresh_dir(run_dir: str) -> None:
+    occupied = [n for n in (records.CONFIG, records.CHECKPOINT, records.METRICS, records.PROBES)
+                if os.path.exists(os.path.join(run_dir, n))]
+    if occupied:
+        raise RunError(f"{run_dir} already holds a run ({', '.join(occupied)}): pass --resume to continue "
+                       "it, or choose a new --out")
+
+
+def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks=None,
+                 progress: bool = True, stop_after: int = None, log=None) -> RunSummary:
+    """Train (or continue) the run of ``config`` in ``run_dir``; see the module docstring."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    device = resolve_device(config.device)
+    os.makedirs(run_dir, exist_ok=True)
+    ckpt_path = os.path.join(run_dir, records.CHECKPOINT)
+    saved = None
+    if resume:
+        saved = checkpoint.load(ckpt_path)
+        diffs = resume_mismatches(config_from_dict(saved["config"]), config)
+        if diffs:
+            raise checkpoint.CheckpointError("the configuration does not match the checkpoint in "
+                                             f"{run_dir}: " + "; ".join(diffs))
+        if saved["next_step"] > config.steps:
+            log(f"{run_dir}: the run is already complete ({config.steps} steps); nothing to do")
+            return load_summary(run_dir)
+    else:
+        check_fresh_dir(run_dir)
+
+    if device.type == "cpu":      # process-wide, like the seeds below: a run owns its process
+        torch.set_num_threads(config.cpu_threads)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    nets = [prepare_network(config, name, device) for name in config.networks()]
+    hooks = default_hooks(config) if hooks is None else hooks
+    files = [records.METRICS, records.EVENTS] + [h.file for h in hooks if h.file not in (records.METRICS,)]
+    files = list(dict.fromkeys(files))
+    timing = {"wall_s": 0.0, "train_s": 0.0, "checkpoint_s": 0.0, **{f"{h.name}_s": 0.0 for h in hooks}}
+
+    if saved is not None:
+        records.truncate_records(run_dir, saved["file_sizes"])
+        for net in nets:
+            state = saved["networks"][net.name]
+            net.model.load_state_dict(state["model"])
+            net.optimizer.load_state_dict(state["optimizer"])
+            _check_data_order(net, state["data_order"], min(saved["next_step"], config.steps))
+        checkpoint.set_rng_states(saved["rng"])
+        start = saved["next_step"]
+        timing.update({k: v for k, v in saved["timing"].items() if k in timing})
+    else:
+        start = 0
+        records.atomic_write_json(os.path.join(run_dir, records.CONFIG), run_metadata(config, device, nets))
+
+    writer = records.RecordWriter(run_dir, files)
+    writer.write(records.EVENTS, [{"event": "resume" if saved else "start", "step": start,
+                                   "time": time.time(), "git": records.git_revision(),
+                                   "device": records.device_description(device)}])
+    session = {k: 0.0 for k in timing}
+    last, trained, next_step = {}, 0, start
+    status, message = "complete", ""
+    bar = _progress_bar(config, start, progress)
+    t_begin = time.perf_counter()
+    try:
+        for step in range(start, config.steps + 1):
+            if stop_after is not None and step == stop_after:
+                raise SimulatedInterruption(f"simulated interruption before step {step}")
+            for net in nets:
+                ctx = StepContext(step, net, *net.batch(step), config)
+                net.model.set_step(step)
+                probe_time = _run_hooks(hooks, ctx, device, writer, session)
+                if step == config.steps:            # the final parameters: hooks only
+                    next_step = step + 1
+                    continue
+                row = _train_and_record(ctx, device, writer, session, probe_time)
+                last[net.name] = row
+                if not math.isfinite(row["loss"]):
+                    status = "diverged"
+                    message = (f"training diverged: {net.name} loss is {row['loss']} at step {step} "
+                               f"(norm {config.norm}); stopped before the update. Records up to step "
+                               f"{step} are kept in {run_dir}")
+                    break
+            if status != "complete":
+                next_step = step
+                break
+            if step < config.steps:
+                trained, next_step = trained + 1, step + 1
+                bar.update(1)
+                if step % 25 == 0:
+                    bar.set_postfix({n: f"{r['loss']:.4g}" for n, r in last.items()}, refresh=False)
+                if next_step % config.checkpoint_every == 0 or next_step == config.steps:
+                    t0 = time.perf_counter()
+                    session["wall_s"] = t0 - t_begin
+                    _save(ckpt_path, config, next_step, nets, writer, _add(timing, session))
+                    session["checkpoint_s"] += time.perf_counter() - t0
+        session["wall_s"] = time.perf_counter() - t_begin
+        total = _add(timing, session)
+        if status == "complete":
+            t0 = time.perf_counter()
+            _save(ckpt_path, config, config.steps + 1, nets, writer, total)   # hooks at t = steps done
+            session["checkpoint_s"] += time.perf_counter() - t0
+        writer.write(records.EVENTS, [{"event": status, "step": next_step, "time": time.time()}])
+    finally:
+        bar.close()
+        writer.close()
+    summary = _summary(config, status, message, next_step, trained, session, total, last, nets)
+    summary = replace(summary, measure_cost=cost_table(hooks, session["train_s"], trained, session["wall_s"]))
+    records.atomic_write_json(os.path.join(run_dir, records.SUMMARY), summary_dict(summary))
+    return summary
+
+
+def _run_hooks(hooks, ctx: StepContext, device, writer, session: dict) -> float:
+    """Every hook due at this step, under a preserved RNG; returns the seconds spent probing."""
+    probe_time = 0.0
+    for hook in hooks:
+        if not hook.due(ctx.step, ctx.net):
+            continue
+        _sync(device)
+        t0 = time.perf_counter()
+        with rng_preserved(device):
+            rows = hook(ctx)
+        _sync(device)
+        dt = time.perf_counter() - t0
+        session[f"{hook.name}_s"] += dt
+        probe_time += dt if hook.name == "probes" else 0.0
+        writer.write(hook.file, rows)
+    return probe_time
+
+
+def _train_and_record(ctx: StepContext, device, writer, session: dict, probe_time: float) -> dict:
+    t0 = time.perf_counter()
+    loss, correct, _ = train_step(ctx.net, ctx.inputs, ctx.target)
+    _sync(device)
+    dt = time.perf_counter() - t0
+    session["train_s"] += dt
+    row = {"step": ctx.step, "network": ctx.net.name, "split": "train", "loss": loss,
+           "accuracy": None if correct is None else correct / len(ctx.target),
+           "step_time_s": dt, "probe_time_s": probe_time}
+    writer.write(records.METRICS, [row])
+    return row
+
+
+def _add(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
+
+
+def _save(path, config, next_step, nets, writer, timing):
+    checkpoint.save(path, config=config_to_dict(config), next_step=next_step,
+                    networks={n.name: {"model": n.model.state_dict(), "optimizer": n.optimizer.state_dict(),
+                                       "data_order": n.data_order(min(next_step, config.steps))}
+                              for n in nets},
+                    file_sizes=writer.sizes(), timing=timing)
+
+
+def _check_data_order(net: NetworkRun, saved: dict, step: int) -> None:
+    """The data order is a function of (seed, step); the saved one must agree with it."""
+    now = net.data_order(step)
+    same = all((np.array_equal(np.asarray(saved[k]), np.asarray(v)) if k in saved else False)
+               for k, v in now.items())
+    if not same:
+        raise checkpoint.CheckpointError(f"the checkpoint's data order for {net.name} at step {step} differs "
+                                         "from the one this code generates: the data code or seed changed")
+
+
+def _progress_bar(config: RunConfig, start: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=config.steps, initial=start, file=sys.stderr, disable=not enabled,
+                desc=f"{config.preset}/{config.norm}", unit="step", dynamic_ncols=True)
+
+
+def _summary(config, status, message, next_step, trained, session, total, last, nets) -> RunSummary:
+    wall = session["wall_s"]
+    return RunSummary(
+        status=status, next_step=next_step, steps=config.steps, wall_s=wall,
+        train_s=session["train_s"],
+        hook_s={k[:-2]: v for k, v in session.items() if k not in ("wall_s", "train_s", "checkpoint_s")},
+        checkpoint_s=session["checkpoint_s"],
+        probe_share=session.get("probes_s", 0.0) / wall if wall > 0 else 0.0,
+        steps_per_s=trained / wall if wall > 0 else 0.0, probe_every=config.probe_every,
+        final=last, datasets={n.name: n.dataset for n in nets}, message=message,
+        cumulative={**total, "probe_share": total.get("probes_s", 0.0) / total["wall_s"] if total.get("wall_s") else 0.0})
+
+
+def summary_dict(s: RunSummary) -> dict:
+    from dataclasses import asdict
+
+    return asdict(s)
+
+
+def load_summary(run_dir: str) -> RunSummary:
+    import json
+
+    with open(os.path.join(run_dir, records.SUMMARY), encoding="utf-8") as f:
+        return RunSummary(**json.load(f))
+
+
+def describe(s: RunSummary) -> str:
+    """The run summary, as printed at the end of a run."""
+    lines = [f"status: {s.status} (next step {s.next_step} of {s.steps})"]
+    for name, dataset in s.datasets.items():
+        last = s.final.get(name, {})
+        acc = last.get("accuracy")
+        lines.append(f"  {name}: data {dataset}; last train loss {last.get('loss')}"
+                     + (f", accuracy {acc:.3f}" if isinstance(acc, float) else ""))
+    hooks = ", ".join(f"{k} {v:.2f} s" for k, v in s.hook_s.items())
+    lines.append(f"  time: {s.wall_s:.2f} s wall, {s.train_s:.2f} s training, {hooks}, "
+                 f"checkpoints {s.checkpoint_s:.2f} s; {s.steps_per_s:.2f} steps/s")
+    lines.append(f"  probe share: {100 * s.probe_share:.1f}% of this run's wall time "
+                 f"(probe every {s.probe_every} steps; budget 15%)"
+                 + ("" if s.probe_share <= 0.15 else "  -- OVER the 15% budget"))
+    lines += describe_costs(s.measure_cost)
+    if s.message:
+        lines.append(s.message)
+    return "\n".join(lines)
+
+
+def run_metadata(config: RunConfig, device: torch.device, nets) -> dict:
+    """config.json: everything needed to trace a result back to its code and rerun it."""
+    return {"config": config_to_dict(config), "seed": config.seed,
+            "packages": records.package_versions(), "git": records.git_revision(),
+            "device": records.device_description(device), "command": records.command_line(),
+            "datasets": {n.name: n.dataset for n in nets},
+            "torch_threads": torch.get_num_threads()}

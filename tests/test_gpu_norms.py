@@ -1,0 +1,155 @@
+"""gpu_check.norms: standard, noisy (Algorithm 1) and l_p normalisations."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+
+from gpu_check.config import NoiseConfig
+from gpu_check.norms import Normalisation, apply_noise, noise_generator, sample_noise
+
+ALGORITHM_1 = NoiseConfig()      # n_mu = 0.5, n_sigma = 1.25, r_mu = r_sigma = 0.1 (Appendix A.2.1)
+EPS = 1e-5
+# Significance for the distribution tests: the draws are seeded, so a test either always passes
+# or always fails; 1e-3 only guards against having chosen an unlucky seed for a correct sampler.
+P_MIN = 1e-3
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_thread():
+    """These networks are tiny: one thread, as the runs use (and immune to a busy second core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def layer(kind, channels, **kw):
+    return Normalisation(kind, channels, eps=EPS, momentum=0.1, noise=ALGORITHM_1, seed=7, layer_index=3, **kw)
+
+
+def test_bn_is_torch_training_mode_batchnorm_over_batch_height_and_width():
+    y = torch.randn(6, 4, 5, 5, dtype=torch.float64)
+    bn = layer("bn", 4).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, -1.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    z = bn(y)
+    mu = y.mean((0, 2, 3), keepdim=True)
+    var = y.var((0, 2, 3), unbiased=False, keepdim=True)
+    expected = bn.weight.view(1, -1, 1, 1) * (y - mu) / torch.sqrt(var + EPS) + bn.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(z, expected)
+
+
+def test_noisy_bn_output_is_s_times_bn_plus_m_with_the_draws_of_its_step():
+    torch.manual_seed(0)
+    y = torch.randn(8, 3, 4, 4)
+    noisy = layer("noisy-bn", 3)
+    noisy.step = 5
+    out = noisy(y)
+    gen = noise_generator(7, 3, 5, y.device)
+    draws = sample_noise(gen, tuple(y.shape), ALGORITHM_1, y.device)
+    bn = F.batch_norm(y, None, None, noisy.weight, noisy.bias, training=True, eps=EPS)
+    assert torch.equal(out, draws.scale * bn + draws.shift)
+    assert torch.equal(out, apply_noise(bn, draws))
+
+
+def test_noisy_bn_draws_depend_on_the_step_only_and_vanish_in_eval_mode():
+    y = torch.randn(8, 3)
+    noisy = layer("noisy-bn", 3)
+    noisy.step = 5
+    a, b = noisy(y), noisy(y)
+    noisy.step = 6
+    c = noisy(y)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    noisy.eval()
+    plain = layer("bn", 3)
+    plain.load_state_dict(noisy.state_dict())
+    plain.eval()
+    assert torch.equal(noisy(y), plain(y))
+
+
+def test_noisy_bn_channel_parameters_follow_algorithm_1_lines_7_and_8():
+    C = 4000
+    d = sample_noise(noise_generator(0, 0, 0, "cpu"), (2, C), ALGORITHM_1, "cpu")
+    mu, sigma = d.mu.double().numpy(), d.sigma.double().numpy()
+    assert mu.min() >= -0.5 and mu.max() <= 0.5 and sigma.min() >= 1 and sigma.max() <= 1.25
+    assert stats.kstest(mu, "uniform", args=(-0.5, 1.0)).pvalue > P_MIN            # U(-n_mu, n_mu)
+    assert stats.kstest(sigma, "uniform", args=(1.0, 0.25)).pvalue > P_MIN         # U(1, n_sigma)
+
+
+def test_noisy_bn_per_activation_noise_follows_lines_12_and_13_with_height_width_as_batch():
+    n, C, H, W = 16, 6, 8, 8
+    d = sample_noise(noise_generator(1, 2, 3, "cpu"), (n, C, H, W), ALGORITHM_1, "cpu")
+    shift_dev = (d.shift - d.mu.view(1, -1, 1, 1)).double()      # m_ij - mu_j ~ U(-r_mu, r_mu)
+    scale_dev = (d.scale - d.sigma.view(1, -1, 1, 1)).double()   # s_ij - sigma_j ~ N(0, r_sigma)
+    assert shift_dev.abs().max() <= 0.1 + 1e-6                    # float32 rounding of mu + u
+    assert stats.kstest(shift_dev.flatten().numpy(), "uniform", args=(-0.1, 0.2)).pvalue > P_MIN
+    assert stats.kstest(scale_dev.flatten().numpy() / 0.1, "norm").pvalue > P_MIN
+    # every (sample, h, w) position gets its own draw, the parameters are shared per channel
+    assert d.shift[0, 0].unique().numel() == H * W
+
+
+def test_noisy_bn_injects_the_mean_and_variance_algorithm_1_prescribes():
+    """With gamma = 1, beta = 0 the BN output z has mean 0 and variance var/(var+eps) ~ 1 per
+    channel, so a = s z + m has mean mu_j and variance (sigma_j^2 + r_sigma^2) rho + r_mu^2/3."""
+    torch.manual_seed(1)
+    n, C, H, W = 64, 5, 16, 16
+    M = n * H * W
+    noisy = layer("noisy-bn", C).double()
+    noisy.step = 11
+    y = 3.0 + 2.0 * torch.randn(n, C, H, W, dtype=torch.float64)
+    a = noisy(y)
+    d = sample_noise(noise_generator(7, 3, 11, "cpu"), (n, C, H, W), ALGORITHM_1, "cpu")
+    mu_j, sigma_j = d.mu.double(), d.sigma.double()
+    rho = (y.var((0, 2, 3), unbiased=False) / (y.var((0, 2, 3), unbiased=False) + EPS))
+    var_j = (sigma_j**2 + 0.1**2) * rho + 0.1**2 / 3
+    mean_err = (a.mean((0, 2, 3)) - mu_j).abs()
+    var_err = (a.var((0, 2, 3), unbiased=False) - var_j).abs()
+    # Tolerances: 6 standard errors.  The mean of M draws of variance var_j: sqrt(var_j/M); the
+    # variance estimate of a near-Gaussian: var_j sqrt(2/M), doubled for the excess kurtosis of
+    # a product s*z (kurtosis of s*z <= 3 (1 + 2 r_sigma^2/sigma^2)^2 < 4).
+    assert (mean_err < 6 * torch.sqrt(var_j / M)).all(), mean_err
+    assert (var_err < 6 * 2 * var_j * np.sqrt(2 / M)).all(), var_err
+
+
+@pytest.mark.parametrize("kind, scale", [
+    ("l1", lambda y: y.abs().mean(0) + EPS),
+    ("l2", lambda y: torch.sqrt((y * y).mean(0) + EPS)),
+    ("linf", lambda y: y.abs().amax(0) + EPS),
+])
+def test_lp_normalisation_centres_then_divides_by_the_lp_average_taken_before_centring(kind, scale):
+    y = 2.0 + torch.randn(32, 3, dtype=torch.float64)
+    norm = layer(kind, 3).double()
+    z = norm(y)
+    torch.testing.assert_close(z, (y - y.mean(0)) / scale(y))
+    torch.testing.assert_close(z.mean(0), torch.zeros(3, dtype=torch.float64))
+
+
+def test_running_statistics_move_in_training_but_not_when_a_probe_switches_them_off():
+    y = 5 + torch.randn(16, 3)
+    for kind in ("bn", "l2"):
+        norm = layer(kind, 3)
+        norm.update_running = False
+        norm(y)
+        assert torch.equal(norm.running_mean, torch.zeros(3))
+        norm.update_running = True
+        norm(y)
+        assert norm.running_mean.abs().min() > 0.1
+
+
+def test_an_unknown_kind_is_refused_by_name():
+    with pytest.raises(ValueError, match="'group'"):
+        layer("group", 3)
+
+
+def test_bn_with_epsilon_zero_is_the_papers_map_and_keeps_running_statistics():
+    y = 1.0 + 3.0 * torch.randn(10, 2, 3, 3, dtype=torch.float64)
+    bn = Normalisation("bn", 2, eps=0.0, momentum=0.5, noise=ALGORITHM_1, seed=0, layer_index=0).double()
+    z = bn(y)
+    mu = y.mean((0, 2, 3), keepdim=True)
+    sigma = y.std((0, 2, 3), unbiased=False, keepdim=True)         # no epsilon
+    torch.testing.assert_close(z, (y - mu) / sigma)
+    torch.testing.assert_close(bn.running_mean, 0.5 * mu.flatten())
+    torch.testing.assert_close(bn.running_scale, 0.5 + 0.5 * y.var((0, 2, 3), unbiased=True))

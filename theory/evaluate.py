@@ -37,7 +37,7 @@ class VariantResult:
     slack: object           # (N,)
     rel_slack: object       # (N,)
     tolerance: object       # (N,) float64 rounding tolerance on the slack
-    verdicts: object        # (N,) str array: 'holds' | 'equality' | 'violated' | 'n/a'
+    verdicts: object        # (N,) str: 'holds' | 'equality' | 'violated' | 'undefined' | 'n/a'
 
     @property
     def n_applicable(self) -> int:
@@ -87,11 +87,11 @@ def classify(slack, tolerance, relation):
                        np.where(slack > 0, "holds", "violated")).astype(object)
     if relation == "==":
         verdict = np.where(np.abs(slack) <= tolerance, "equality", "violated").astype(object)
-    if relation == "<":
-        # A strict inequality is not established by a slack within rounding of 0: that case
-        # is flagged 'equality' and only exact arithmetic can say which side of 0 it lies.
-        pass
-    return verdict
+    # A strict inequality ('<') is not established by a slack within rounding of 0: that case
+    # stays 'equality' and only exact arithmetic can say on which side of 0 it lies.
+    # A formula undefined at the instance (0/0, e.g. a ratio with ||g|| = 0) is 'undefined',
+    # never 'violated'.
+    return np.where(np.isnan(slack), "undefined", verdict).astype(object)
 
 
 def evaluate_variant(statement: Statement, variant: Variant, q) -> VariantResult:

@@ -199,11 +199,17 @@ def numeric_rows(statements, instances, seed, progress=None, minimise=True, work
                 if v.relation in ("<=", "<") and summary.holds else []
             verdict, note = numeric_verdict(v, summary, certs_v, certs_h)
             counterexample = None
-            if verdict == "violated" and minimise:
+            # Float violations whose kept instances exact arithmetic did not confirm (e.g. a
+            # constraint met only to rounding) still get the minimiser, which builds exact inputs:
+            # a certified counterexample from it settles the row as violated.
+            if minimise and (verdict == "violated" or (verdict == "undetermined" and summary.violations)):
                 counterexample = minimiser.minimal_counterexample(
                     s, v, seed=seed, deadline=time.monotonic() + MINIMISE_BUDGET_S)
-                if counterexample is None:
+                if counterexample is None and verdict == "violated":
                     note = _join(note, "no short counterexample within the budget; a certified float instance exists")
+                elif counterexample is not None and verdict != "violated":
+                    verdict = "violated"
+                    note = _join(note, "certified by the minimiser's exact counterexample")
             refined = None
             if v.relation in ("<=", "<"):
                 r = refine_variant(s, v, summary.most_violated)

@@ -19,8 +19,10 @@ Numeric verdict of a row (instances from numeric.families, numeric.dln, theory.l
     definition    a definition (Definition 2.1): the row reports the measured quantity instead
 
 Where the symbolic and numeric verdicts contradict each other, the row says DISAGREE (and the
-text format prints a banner).  --trajectory DIR adds rows measured along a training run
-(gpu_check.summary.summarise_probes) with their layer and ``source: trajectory``.  --errata FILE
+text format prints a banner).  --trajectory DIR reports, instead of random instances, the rows
+measured along a training run (gpu_check.summary.summarise_probes), one per statement variant and
+layer, with ``layer`` and ``source: trajectory``; there only a measured violation of a statement
+the symbolic layer proves can count as a disagreement.  --errata FILE
 writes the errata document (docs/errata.md: `python -m theory.report --errata docs/errata.md`).
 
 Exit status 2, with one line on stderr and no traceback, for bad input (unknown ID, N <= 0, an
@@ -111,10 +113,21 @@ CONTRADICTIONS = {
 }
 
 
-def agreement(symbolic: str, numeric: str) -> str:
+# Along a training trajectory only a measured violation can contradict the exact verdict: a
+# statement that is false in general ('violated' = a counterexample exists) may well hold at
+# every probe of one run.
+TRAJECTORY_CONTRADICTIONS = {"equality": {"violated"}, "holds": {"violated"}}
+
+
+def agreement(symbolic: str, numeric: str, source: str = "numeric") -> str:
     if symbolic in ("pending", "undetermined", "", None) or numeric in ("undetermined",):
         return "n/a"
-    return "DISAGREE" if numeric in CONTRADICTIONS.get(symbolic, set()) else "agree"
+    table = TRAJECTORY_CONTRADICTIONS if source == "trajectory" else CONTRADICTIONS
+    if numeric in table.get(symbolic, set()):
+        return "DISAGREE"
+    if source == "trajectory" and symbolic == "violated" and numeric != "violated":
+        return "n/a (holds on this run)"
+    return "agree"
 
 
 def symbolic_column(statements, mode: str) -> dict:
@@ -267,7 +280,7 @@ def attach_symbolic(rows, symbolic: dict) -> None:
         verdict, reason = symbolic.get((row.id, row.variant), ("pending", ""))
         row.symbolic_verdict = verdict
         row.symbolic_reason = reason
-        row.agreement = agreement(verdict, row.verdict)
+        row.agreement = agreement(verdict, row.verdict, row.source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +517,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+", metavar="ID", default=[], help="statement IDs (default: all)")
     p.add_argument("--out", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
-    p.add_argument("--trajectory", metavar="DIR", help="add rows measured along a gpu_check training run")
+    p.add_argument("--trajectory", metavar="DIR", help="report the probes of a gpu_check training run instead of random instances")
     p.add_argument("--errata", metavar="FILE", help="write the errata document (docs/errata.md) and exit")
     p.add_argument("--symbolic", choices=("auto", "live", "off"), default="auto",
                    help="symbolic column: cached verdicts (auto), recomputed (live, ~1 min), or none")
@@ -562,11 +575,13 @@ def run(argv=None, stdout=None, stderr=None) -> int:
         if args.trajectory and not os.path.isdir(args.trajectory):
             raise ReportInputError(f"--trajectory {args.trajectory!r}: no such directory")
         start = time.perf_counter()
-        progress = _Progress(stderr)
-        rows = numeric_rows(statements, args.instances, args.seed, progress=progress, minimise=args.minimise)
-        progress.finish()
         if args.trajectory:
-            rows += trajectory_rows(args.trajectory, statements)
+            # the probes of a training run, in place of random instances
+            rows = trajectory_rows(args.trajectory, statements)
+        else:
+            progress = _Progress(stderr)
+            rows = numeric_rows(statements, args.instances, args.seed, progress=progress, minimise=args.minimise)
+            progress.finish()
         attach_symbolic(rows, symbolic_column(statements, args.symbolic))
         meta = {"seed": args.seed, "instances": args.instances, "versions": versions(),
                 "git_revision": git_revision(), "seconds": round(time.perf_counter() - start, 3)}

@@ -1,0 +1,67 @@
+"""gpu_check.plots: the paper's figures from run directories, PNG and SVG, titled with their runs."""
+import os
+
+import pytest
+
+from gpu_check import plots
+from gpu_check.config import MEASUREMENTS, preset, with_overrides
+from gpu_check.train import run_training
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Smoke runs (both networks) with every measurement on, for bn and none."""
+    root = tmp_path_factory.mktemp("runs")
+    dirs = {}
+    for norm in ("bn", "none"):
+        dirs[norm] = str(root / norm)
+        run_training(with_overrides(preset("smoke"), norm=norm, measure=MEASUREMENTS), dirs[norm], progress=False)
+    return dirs
+
+
+def test_the_plot_command_on_a_smoke_run_writes_non_empty_png_and_svg_files(smoke_runs, tmp_path, capsys):
+    out = str(tmp_path / "figs")
+    assert plots.main([smoke_runs["bn"], "--out", out]) == 0
+    printed = capsys.readouterr().out
+    expected = [f"{name}_{net}" for net in ("dln", "vgg")
+                for name in ("training", "ics", "landscape", "predictiveness", "distributions", "moments", "slack")]
+    for name in expected:
+        for fmt in ("png", "svg"):
+            path = os.path.join(out, f"{name}.{fmt}")
+            assert os.path.getsize(path) > 1000, path
+        with open(os.path.join(out, f"{name}.png"), "rb") as f:
+            assert f.read(8) == PNG_MAGIC
+        with open(os.path.join(out, f"{name}.svg"), encoding="utf-8") as f:
+            assert "<svg" in f.read(2000)
+        assert name in printed
+    assert "skipped lp_dln: no run with an l_p normalisation" in printed
+
+
+def test_several_runs_are_overlaid_and_every_title_names_runs_preset_and_data(smoke_runs, tmp_path):
+    drawn, _ = plots.make_figures([smoke_runs["bn"], smoke_runs["none"]], str(tmp_path), only=("ics",),
+                                  formats=("png",))
+    by_name = {f.name: f for f in drawn}
+    assert set(by_name) == {"ics_dln", "ics_vgg"}
+    vgg = by_name["ics_vgg"].title
+    assert "bn" in vgg and "none" in vgg and "preset smoke" in vgg
+    assert "SYNTHETIC images, not CIFAR-10" in vgg                       # the embedded default says so
+    assert "dln-gaussian" in by_name["ics_dln"].title
+
+
+def test_data_labels_mark_the_synthetic_stand_in_and_leave_cifar_alone():
+    assert plots.data_label("synthetic-cifar10-like(seed=0; NOT CIFAR-10)").startswith("SYNTHETIC")
+    assert plots.data_label("cifar-10(/data/cifar)") == "cifar-10(/data/cifar)"
+
+
+def test_slack_series_is_the_minimum_relative_slack_per_step():
+    probes = [{"network": "vgg", "statement": "thm-4.1", "variant": "epsilon", "step": s, "rel_slack": v}
+              for s, v in ((0, 0.5), (0, -0.25), (4, "nan"), (4, 0.125))]
+    probes.append({"network": "dln", "statement": "thm-4.1", "variant": "epsilon", "step": 0, "rel_slack": -9.0})
+    assert plots.slack_series(probes, "vgg") == {("thm-4.1", "epsilon"): {0: -0.25, 4: 0.125}}
+
+
+def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
+    assert plots.main([str(tmp_path), "--out", str(tmp_path / "f")]) == 2
+    assert "is not a run directory: it has no config.json" in capsys.readouterr().err

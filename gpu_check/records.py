@@ -17,8 +17,9 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
+
+from theory.fileio import atomic_write_bytes
 
 METRICS = "metrics.jsonl"
 PROBES = "probes.jsonl"
@@ -53,30 +54,6 @@ def append_records(path: str, records) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)
         f.flush()
-
-
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(directory)
 
 
 def atomic_write_json(path: str, obj) -> None:

@@ -451,7 +451,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     text = markdown() + "\n"
     if args.doc:
-        from numeric.io import write_atomically
+        from theory.fileio import atomic_write_text as write_atomically
         try:
             write_atomically(args.doc, text)
         except OSError as err:

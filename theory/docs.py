@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import sympy as sp
 
 from theory import derive, symbols as S
 from theory.counterexamples import smallest_counterexample
+from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
 
@@ -133,21 +132,6 @@ def outputs() -> dict:
     return files
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def stale_files() -> list:
     return [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
 
@@ -163,7 +147,7 @@ def main(argv=None) -> int:
             print(f"stale: {p.relative_to(ROOT)}", file=sys.stderr)
         return 1 if stale else 0
     for path, text in files.items():
-        write_atomically(path, text)
+        atomic_write_text(path, text)
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
 

@@ -556,7 +556,7 @@ class _Progress:
 def run(argv=None, stdout=None, stderr=None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    from numeric.io import check_writable, write_atomically
+    from theory.fileio import atomic_write_text as write_atomically, check_writable
     from theory.bn import BatchNormInputError
     from theory.statements import UnknownStatementError, resolve
 

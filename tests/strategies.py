@@ -7,8 +7,10 @@ Lemma 4.5 toy model).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings, strategies as st, target
 
 from numeric import families
 from numeric.certify import certify
@@ -164,3 +166,19 @@ def as_float_instance(inst):
     return dict(m=inst["m"], y=np.array([f(v) for v in inst["y"]]), g=np.array([f(v) for v in inst["g"]]),
                 gamma=f(inst["gamma"]), beta=f(inst["beta"]), eps=f(inst["eps"]),
                 H=np.array([[f(v) for v in row] for row in inst["H"]]), lam=f(inst["lam"]))
+
+
+def search_bn(statement_id, variant, inst, must_hold):
+    """One hypothesis example of a bn-channel variant: steer toward small relative slack; a float
+    violation of a variant that must hold may not survive exact re-evaluation, and a robust float
+    violation of one that fails must."""
+    verdict, rel = evaluate_bn(statement_id, variant, inst)
+    if math.isfinite(rel):
+        target(-rel, label=f"{statement_id}/{variant}: -relative slack")
+    if verdict != "violated":
+        return
+    certified = certified_verdict(statement_id, variant, "bn-channel", inst)
+    if must_hold:
+        assert certified != "violated", f"certified counterexample to {statement_id}/{variant}: {inst}"
+    elif rel < -(ROBUST_CONSTRAINED if registry.get(statement_id).variant(variant).constraint else ROBUST):
+        assert certified == "violated", f"float violation not confirmed exactly: {inst}"

@@ -1,76 +1,61 @@
 """Adversarial search on the identities: Facts C.1 and C.2, the Appendix C Hessian, Observation 4.3: one property per variant, steered by target() toward small
 relative slack, with every counterexample ever found pinned by @example."""
-import math
-
-from hypothesis import example, given, target  # noqa: F401
+from hypothesis import example, given  # noqa: F401
 
 from tests import strategies as S
 from theory import statements as registry
 
 
-def search(statement_id, variant, inst, must_hold):
-    verdict, rel = S.evaluate_bn(statement_id, variant, inst)
-    if math.isfinite(rel):
-        target(-rel, label=f"{statement_id}/{variant}: -relative slack")
-    if verdict != "violated":
-        return
-    certified = S.certified_verdict(statement_id, variant, "bn-channel", inst)
-    if must_hold:
-        assert certified != "violated", f"certified counterexample to {statement_id}/{variant}: {inst}"
-    elif rel < -(S.ROBUST_CONSTRAINED if registry.get(statement_id).variant(variant).constraint else S.ROBUST):
-        assert certified == "violated", f"float violation not confirmed exactly: {inst}"
-
-
 @S.SEARCH
 @given(S.instance_for(registry.get("fact-c1").variant("printed")))
 def test_fact_c1_printed_has_no_certified_counterexample(inst):
-    search("fact-c1", "printed", inst, must_hold=True)
+    S.search_bn("fact-c1", "printed", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("fact-c1").variant("epsilon")))
 def test_fact_c1_epsilon_has_no_certified_counterexample(inst):
-    search("fact-c1", "epsilon", inst, must_hold=True)
+    S.search_bn("fact-c1", "epsilon", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("fact-c2").variant("printed")))
 def test_fact_c2_printed_has_no_certified_counterexample(inst):
-    search("fact-c2", "printed", inst, must_hold=True)
+    S.search_bn("fact-c2", "printed", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("fact-c2").variant("epsilon")))
 def test_fact_c2_epsilon_has_no_certified_counterexample(inst):
-    search("fact-c2", "epsilon", inst, must_hold=True)
+    S.search_bn("fact-c2", "epsilon", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("hessian-c").variant("printed")))
 def test_hessian_c_printed_has_no_certified_counterexample(inst):
-    search("hessian-c", "printed", inst, must_hold=True)
+    S.search_bn("hessian-c", "printed", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("hessian-c").variant("epsilon")))
 def test_hessian_c_epsilon_has_no_certified_counterexample(inst):
-    search("hessian-c", "epsilon", inst, must_hold=True)
+    S.search_bn("hessian-c", "epsilon", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("obs-4.3").variant("printed")))
 def test_obs_4_3_printed_has_no_certified_counterexample(inst):
-    search("obs-4.3", "printed", inst, must_hold=True)
+    S.search_bn("obs-4.3", "printed", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("obs-4.3").variant("epsilon")))
 def test_obs_4_3_epsilon_has_no_certified_counterexample(inst):
-    search("obs-4.3", "epsilon", inst, must_hold=True)
+    S.search_bn("obs-4.3", "epsilon", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("obs-4.3").variant("epsilon-batch-std")))
 @example(S.as_float_instance(S.PINNED[("obs-4.3", "epsilon-batch-std")]))
 def test_obs_4_3_epsilon_batch_std_search_finds_only_certified_violations(inst):
-    search("obs-4.3", "epsilon-batch-std", inst, must_hold=False)
+    S.search_bn("obs-4.3", "epsilon-batch-std", inst, must_hold=False)

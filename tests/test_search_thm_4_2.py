@@ -1,47 +1,32 @@
 """Adversarial search on Theorem 4.2 (smoothness): one property per variant, steered by target() toward small
 relative slack, with every counterexample ever found pinned by @example."""
-import math
-
-from hypothesis import example, given, target  # noqa: F401
+from hypothesis import example, given  # noqa: F401
 
 from tests import strategies as S
 from theory import statements as registry
 
 
-def search(statement_id, variant, inst, must_hold):
-    verdict, rel = S.evaluate_bn(statement_id, variant, inst)
-    if math.isfinite(rel):
-        target(-rel, label=f"{statement_id}/{variant}: -relative slack")
-    if verdict != "violated":
-        return
-    certified = S.certified_verdict(statement_id, variant, "bn-channel", inst)
-    if must_hold:
-        assert certified != "violated", f"certified counterexample to {statement_id}/{variant}: {inst}"
-    elif rel < -(S.ROBUST_CONSTRAINED if registry.get(statement_id).variant(variant).constraint else S.ROBUST):
-        assert certified == "violated", f"float violation not confirmed exactly: {inst}"
-
-
 @S.SEARCH
 @given(S.instance_for(registry.get("thm-4.2").variant("printed")))
 def test_thm_4_2_printed_has_no_certified_counterexample(inst):
-    search("thm-4.2", "printed", inst, must_hold=True)
+    S.search_bn("thm-4.2", "printed", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("thm-4.2").variant("printed-part2")))
 @example(S.as_float_instance(S.PINNED[("thm-4.2", "printed-part2")]))
 def test_thm_4_2_printed_part2_search_finds_only_certified_violations(inst):
-    search("thm-4.2", "printed-part2", inst, must_hold=False)
+    S.search_bn("thm-4.2", "printed-part2", inst, must_hold=False)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("thm-4.2").variant("part2-exact")))
 def test_thm_4_2_part2_exact_has_no_certified_counterexample(inst):
-    search("thm-4.2", "part2-exact", inst, must_hold=True)
+    S.search_bn("thm-4.2", "part2-exact", inst, must_hold=True)
 
 
 @S.SEARCH
 @given(S.instance_for(registry.get("thm-4.2").variant("epsilon")))
 @example(S.as_float_instance(S.PINNED[("thm-4.2", "epsilon")]))
 def test_thm_4_2_epsilon_search_finds_only_certified_violations(inst):
-    search("thm-4.2", "epsilon", inst, must_hold=False)
+    S.search_bn("thm-4.2", "epsilon", inst, must_hold=False)

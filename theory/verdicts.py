@@ -172,7 +172,8 @@ def decide_invariant_variant(statement, variant) -> SymbolicVerdict:
                                reason="the slack is identically 0")
     strict = variant.relation == "<"
     if variant.relation == "==":
-        witness, value = _find_witness(slack**2 * -1, with_eps, False)
+        # any point where the residual is non-zero is a counterexample: search on -residual^2
+        witness, _ = _find_witness(-(slack**2), with_eps, False)
         return SymbolicVerdict("violated", latex, condition=f"${latex} \\neq 0$", covers=covers,
                                reason="the residual is not identically 0", witness=witness or {})
     sign, details = _factor_signs(slack)

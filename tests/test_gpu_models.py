@@ -9,13 +9,7 @@ from gpu_check.config import VGG11_LAYOUT, preset, with_overrides
 from gpu_check.models import build_model
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """These networks are tiny: one thread, as the runs use (and immune to a busy second core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def test_dln_paper_is_25_square_10x10_linear_layers_without_biases():

@@ -16,13 +16,7 @@ EPS = 1e-5
 P_MIN = 1e-3
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """These networks are tiny: one thread, as the runs use (and immune to a busy second core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def layer(kind, channels, **kw):

@@ -25,13 +25,7 @@ TINY = dataclasses.replace(
     vgg=VGGConfig(layout=(3, "M", 4, "M"), image_size=4, n_train=8, n_test=4, batch_size=4, lr=0.05))
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """These networks are tiny: one thread, as the runs use (and immune to a busy second core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def tiny_batch(network, seed=0):

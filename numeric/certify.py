@@ -330,22 +330,16 @@ def certify_bn(statement, variant, inputs: dict, exact_first: bool = False) -> C
     (`exact_first`: it can also say 'equality', and decide a strict '<' at exact 0); otherwise,
     and when the exact sign is not decided, interval arithmetic."""
     ex = exact_inputs(inputs)
-    if exact_first and variant.constraint is None and not {"betaW_max", "betaW_hat_max"} & set(variant.requires):
+    maxima = {"betaW_max", "betaW_hat_max"} & set(variant.requires)
+    if variant.constraint is not None or (exact_first and not maxima):
         qe = bn_quantities(ex, SympyOps(), variant.requires)
-        ok, why = _applicable(variant, qe, ex)
-        if not ok:
-            return Certificate("not-applicable", EXACT, "", "", "", "", why)
-        cert = _decide(variant, qe, EXACT)
-        if cert.verdict != "undecided":
-            return cert
-    if variant.constraint is not None:
-        # the extra hypothesis is an equation: it must hold exactly, so decide it over rationals
-        qe = bn_quantities(ex, SympyOps(), variant.requires)
-        residual = sp.simplify(variant.constraint(qe))
-        if residual != 0:
-            return Certificate("not-applicable", EXACT, "", "", "", "",
-                               f"the hypothesis '{variant.extra_hypotheses[0] if variant.extra_hypotheses else 'constraint'}' "
-                               f"does not hold exactly (residual {_fmt(residual, 6)})")
+        if variant.constraint is not None:
+            # the extra hypothesis is an equation: it must hold exactly, so decide it over rationals
+            residual = sp.simplify(variant.constraint(qe))
+            if residual != 0:
+                return Certificate("not-applicable", EXACT, "", "", "", "",
+                                   f"the hypothesis '{variant.extra_hypotheses[0] if variant.extra_hypotheses else 'constraint'}' "
+                                   f"does not hold exactly (residual {_fmt(residual, 6)})")
         ok, why = _applicable(variant, qe, ex)
         if not ok:
             return Certificate("not-applicable", EXACT, "", "", "", "", why)

@@ -356,15 +356,13 @@ def symbolic_verdicts() -> dict:
 
 
 def load_symbolic_verdicts() -> dict:
-    """The cached verdicts written by `python -m theory.docs` (fast), or compute them (~1 min).
+    """The cached verdicts written by `python -m theory.docs` (package data, always installed).
 
     tests/test_docs_fresh.py fails when the cache differs from a fresh computation.
     """
     import json
     from pathlib import Path
     cache = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
-    if not cache.exists():
-        return symbolic_verdicts()
     raw = json.loads(cache.read_text())
     out = {}
     for key, d in raw.items():

@@ -120,6 +120,17 @@ def non_negative_int(text: str) -> int:
     return n
 
 
+def int_at_least(low: int, why: str = ""):
+    """The type of an integer >= ``low``; ``why`` says why in the message."""
+    def parse(text: str) -> int:
+        n = _integer(text)
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{f' ({why})' if why else ''}, got {n}")
+        return n
+    parse.__name__ = f"int_at_least_{low}"
+    return parse
+
+
 def seed(text: str) -> int:
     """A random seed: an integer in [0, SEED_LIMIT)."""
     n = _integer(text)

@@ -161,7 +161,7 @@ class Claim:
 
 
 def _fmt(x) -> str:
-    return "n/a" if not math.isfinite(x) else (f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}")
+    return "-" if not math.isfinite(x) else (f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}")
 
 
 def _training_speed(runs, net):

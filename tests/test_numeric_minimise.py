@@ -45,7 +45,6 @@ def test_a_variant_that_holds_has_no_counterexample():
 
 
 def test_lemma_4_5_counterexample_comes_from_the_exact_toy_model():
-    pytest.importorskip("theory.lemma45")
     _, _, ce = _ce("lemma-4.5", "printed")
     assert ce["setting"] == "toy-regression" and ce["certified"] == "exact" and ce["slack"] == "-1"
 

@@ -5,9 +5,8 @@ import numpy as np
 from hypothesis import example, given, target
 
 from tests import strategies as S
-from theory import statements as registry
+from theory import lemma45, statements as registry
 
-lemma45 = __import__("pytest").importorskip("theory.lemma45")
 STATEMENT = registry.get("lemma-4.5")
 
 

@@ -21,6 +21,7 @@ from theory.counterexamples import smallest_counterexample
 from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
+from theory.vocab import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICT_CACHE = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
@@ -97,7 +98,7 @@ def statement_document(statement, verdicts) -> str:
         if verdict.condition:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
-        if verdict.verdict == "violated":
+        if verdict.verdict == Verdict.VIOLATED:
             lines += _counterexample_lines(s, v)
     return "\n".join(lines).rstrip() + "\n"
 

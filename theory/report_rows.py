@@ -17,7 +17,8 @@ from theory.vocab import Relation, Verdict
 
 COLUMNS = ("id", "variant", "verdict", "symbolic_verdict", "instances", "violations", "min_slack",
            "median_slack", "max_slack", "min_rel_slack", "counterexample")
-EXTRA_COLUMNS = ("relation", "agreement", "refined_min_rel_slack", "certified", "rounding", "undefined",
+# ``undefined`` counts the instances whose verdict is Verdict.UNDEFINED (a side is 0/0).
+EXTRA_COLUMNS = ("relation", "agreement", "refined_min_rel_slack", "certified", "rounding", Verdict.UNDEFINED.value,
                  "note", "source", "layer")
 
 
@@ -34,8 +35,8 @@ class Agreement(str, Enum):
     """The agreement column: does the row's verdict contradict the symbolic verdict?"""
     AGREE = "agree"
     DISAGREE = "DISAGREE"
-    NOT_COMPARABLE = "n/a"                        # one side undetermined, or no symbolic verdict asked for
-    HOLDS_ON_RUN = "n/a (holds on this run)"      # false in general, not violated along this run
+    NOT_COMPARABLE = Verdict.NOT_APPLICABLE.value        # one side undetermined, or the symbolic layer off
+    HOLDS_ON_RUN = f"{Verdict.NOT_APPLICABLE.value} (holds on this run)"   # false in general, not violated here
 
     def __str__(self) -> str:
         return self.value

@@ -275,3 +275,17 @@ def test_a_verdict_spelled_as_a_string_is_caught(tmp_path, text):
     root = tree(tmp_path, {**CLEAN, "gpu_check/d.py": text})
     assert [s.split()[0] for s in spelled_verdicts(root)] and all(s.startswith("gpu_check.d:1")
                                                                    for s in spelled_verdicts(root))
+
+
+def test_the_report_and_its_trajectory_mode_run_on_the_base_install_without_torch_or_matplotlib(tmp_path):
+    """pip install -e . installs numpy, scipy, sympy, mpmath only: the report (and --trajectory,
+    which reads records) must not import the extras."""
+    import subprocess
+    import sys
+    (tmp_path / "probes.jsonl").write_text("")
+    block = "import sys\nfor m in ('torch', 'matplotlib', 'tqdm'):\n    sys.modules[m] = None\n"
+    for argv in (["--only", "obs-4.3", "--instances", "50", "--format", "json"],
+                 ["--trajectory", str(tmp_path), "--format", "json"]):
+        code = block + f"import runpy\nsys.argv = ['theory.report', *{argv!r}]\nrunpy.run_module('theory.report', run_name='__main__')\n"
+        p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0 and p.stdout.startswith("{"), p.stderr

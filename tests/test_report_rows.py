@@ -100,7 +100,8 @@ def test_along_a_trajectory_only_a_measured_violation_of_a_proved_statement_disa
     assert agreement(symbolic, trajectory, Source.TRAJECTORY) is expected
 
 
-@pytest.mark.parametrize("undecided", [(V.UNDETERMINED, V.VIOLATED), (V.HOLDS, V.UNDETERMINED)])
+@pytest.mark.parametrize("undecided", [(V.UNDETERMINED, V.VIOLATED), (V.HOLDS, V.UNDETERMINED),
+                                       (V.EQUALITY, V.NOT_APPLICABLE)])
 def test_an_undetermined_side_is_not_comparable(undecided):
     assert agreement(*undecided) is Agreement.NOT_COMPARABLE
 

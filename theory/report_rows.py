@@ -113,7 +113,7 @@ _NOT_COMPARABLE = (Verdict.UNDETERMINED, Verdict.UNDEFINED, Verdict.NOT_APPLICAB
 def agreement(symbolic: Verdict, row: Verdict, source: Source = Source.NUMERIC) -> Agreement:
     """Whether the row's verdict ``row`` contradicts the symbolic verdict of its variant."""
     symbolic, row = Verdict(symbolic), Verdict(row)
-    if symbolic in _NOT_COMPARABLE or row is Verdict.UNDETERMINED:
+    if symbolic in _NOT_COMPARABLE or row in _NOT_COMPARABLE:
         return Agreement.NOT_COMPARABLE
     table = TRAJECTORY_CONTRADICTIONS if source is Source.TRAJECTORY else CONTRADICTIONS
     if row in table.get(symbolic, set()):

@@ -1,7 +1,6 @@
 """numeric.minimise: certified counterexamples of smallest m and shortest rationals."""
 from fractions import Fraction
 
-import pytest
 import sympy as sp
 
 from numeric import certify, minimise

@@ -3,7 +3,6 @@ bad input (exit 2, one line, no traceback) and the atomic --out."""
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -169,13 +168,12 @@ def test_errata_document_is_fresh():
 
 @pytest.mark.slow
 def test_default_run_evaluates_10000_instances_per_variant_and_records_its_time():
-    # The 10 s target is measured (meta.seconds, reported in the issue note), not asserted: a
-    # wall-clock assertion would fail on a loaded machine without saying anything about the code.
-    env = dict(os.environ)
+    # The run's time is recorded (meta.seconds), not asserted: a wall-clock assertion would fail
+    # on a loaded machine without saying anything about the code.
     p = subprocess.run([sys.executable, "-m", "theory.report", "--format", "json"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=env)
+                       text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
-    applicable = [r for r in data["rows"] if r["verdict"] not in ("definition", "undetermined")]
+    applicable = [r for r in data["rows"] if r["verdict"] not in (Verdict.DEFINITION, Verdict.UNDETERMINED)]
     assert all(r["instances"] >= 10_000 for r in applicable)
     assert data["meta"]["seconds"] > 0

@@ -209,6 +209,13 @@ def test_the_verdict_words_are_spelled_only_in_theory_vocab():
     assert spelled_verdicts(ROOT) == []
 
 
+def test_every_command_line_parses_through_theory_cli():
+    """One argument and error helper: no module but theory.cli builds an argparse parser."""
+    found = [f"{name}:{node.lineno}" for name, tree in modules(ROOT).items() if name != "theory.cli"
+             for node in ast.walk(tree) if isinstance(node, ast.Call) and _names(node.func) == "ArgumentParser"]
+    assert found == []
+
+
 def test_no_test_imports_the_project_through_importorskip():
     found = []
     for path in sorted((ROOT / "tests").glob("*.py")):

@@ -1,7 +1,9 @@
 """Bad input gets an error that names the problem and the value: in the numeric layer an
 exception naming it, at every command line one line 'error: ...' and exit status 2."""
+import ast
 import importlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,8 +61,25 @@ def test_toy_model_rejects_degenerate_data():
 # Command lines: every CLI answers bad input with one line 'error: ...' and exit 2 (theory.cli)
 # ---------------------------------------------------------------------------------------------
 
-CLIS = ["theory.statements", "theory.docs", "theory.report", "numeric.families", "numeric.bench", "gpu_check.run",
-        "gpu_check.plots", "gpu_check.reproduce"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _entry_points() -> list:
+    """Every module of the three packages with an ``if __name__ == "__main__":`` guard: a CLI."""
+    found = []
+    for path in sorted(p for layer in ("theory", "numeric", "gpu_check") for p in (ROOT / layer).glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) and "__name__" in ast.unparse(node.test):
+                found.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+CLIS = _entry_points()
+
+
+def test_every_command_line_is_found():
+    assert {"theory.statements", "theory.docs", "theory.report", "numeric.families", "numeric.bench", "gpu_check.run",
+            "gpu_check.plots", "gpu_check.reproduce"} <= set(CLIS)
 
 
 def _main(module):

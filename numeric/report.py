@@ -102,15 +102,15 @@ def _finite(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
-def _variant_row(statement, variant, summary, request: NumericRequest) -> Row:
+def _variant_row(statement, variant, summary, request: NumericRequest, warn) -> Row:
     relation = Relation(variant.relation)
     violated = certify_kept(statement, variant, summary.most_violated, Verdict.VIOLATED)
     held = certify_kept(statement, variant, summary.most_held, Verdict.HOLDS) \
         if relation.is_inequality and summary.holds else CertifiedKept((), ())
     verdict, note = numeric_verdict(variant, summary, violated.certificates, held.certificates)
-    for failures in (violated.failures, held.failures):
-        if failures:
-            note = join_notes(note, f"exact re-evaluation failed on {len(failures)} kept instance(s): {failures[0]}")
+    for failure in violated.failures + held.failures:
+        note = join_notes(note, f"exact re-evaluation failed: {failure}")
+        warn(f"{statement.id}/{variant.name}: exact re-evaluation failed: {failure}")
     counterexample = None
     # Float violations whose kept instances exact arithmetic did not confirm (e.g. a constraint
     # met only to rounding) still get the minimiser, which builds exact inputs: a certified
@@ -144,13 +144,18 @@ def _variant_row(statement, variant, summary, request: NumericRequest) -> Row:
                undefined=summary.undefined, note=note)
 
 
-def numeric_report(statements, request: NumericRequest = NumericRequest(), progress=None) -> list:
+def _ignore(message: str) -> None:
+    pass
+
+
+def numeric_report(statements, request: NumericRequest = NumericRequest(), progress=None, warn=_ignore) -> list:
     """One Row per variant of ``statements``: the numeric evidence and verdict, the symbolic
-    verdict and their agreement.  ``progress(done, total)`` is called as the sweep advances."""
+    verdict and their agreement.  ``progress(done, total)`` is called as the sweep advances;
+    ``warn(message)`` with each failure of certification or search (also in the row's note)."""
     symbolic = symbolic_table(statements, request.symbolic)
     sweep = run_sweep(statements=statements, instances=request.instances, seed=request.seed, progress=progress,
                       workers=default_workers() if request.workers is None else request.workers)
-    rows = [_variant_row(s, v, sweep[(s.id, v.name)], request) for s in statements for v in s.variants]
+    rows = [_variant_row(s, v, sweep[(s.id, v.name)], request, warn) for s in statements for v in s.variants]
     attach_symbolic(rows, symbolic)
     return rows
 

@@ -116,7 +116,8 @@ def _report(args, stdout, stderr) -> int:
         progress = Progress(stderr)
         request = NumericRequest(instances=args.instances, seed=args.seed, symbolic=SymbolicSource(args.symbolic),
                                  minimise=args.counterexamples == "minimise")
-        rows = numeric_report(statements, request, progress=progress)
+        rows = numeric_report(statements, request, progress=progress,
+                              warn=lambda message: stderr.write(f"warning: {cli.one_line(message)}\n"))
         progress.finish()
     meta = {"seed": args.seed, "instances": args.instances, "versions": package_versions(),
             "git_revision": git_revision(), "seconds": round(time.perf_counter() - start, 3)}

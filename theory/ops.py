@@ -334,7 +334,7 @@ Ops = Any  # one of the classes above (duck-typed)
 
 
 # ---------------------------------------------------------------------------------------------
-# Certification: interval arithmetic (appended for numeric.certify)
+# Interval arithmetic (certification of counterexamples)
 # ---------------------------------------------------------------------------------------------
 
 # Working precision of the interval back-end.  Certification needs >= 50 correct digits; the

@@ -28,6 +28,7 @@ import sympy as sp
 from theory import symbols as S
 from theory.ops import InvariantOps, NumpyOps, SympyOps
 from theory.quantities import Quantities
+from theory.vocab import Verdict
 
 
 class ToyModelError(ValueError):
@@ -99,10 +100,7 @@ class Counterexample:
     bn_direction: sp.Matrix
     lhs: sp.Expr
     rhs: sp.Expr
-
-    @property
-    def slack(self):
-        return self.rhs - self.lhs
+    slack: sp.Expr        # the variant's slack (theory.vocab.Relation.slack)
 
     def as_witness(self) -> dict:
         return {"X": self.X.tolist(), "t": list(self.t), "W0": list(self.W0), "W_star": list(self.W_star),
@@ -128,8 +126,9 @@ def minimal_counterexample(variant=None):
             if variant.condition(q) <= 0:
                 continue
             lhs, rhs = variant.lhs(q), variant.rhs(q)
-            if rhs - lhs < 0:
-                return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs)
+            slack = variant.relation.slack(lhs, rhs)
+            if variant.relation.verdict_of_sign(int(sp.sign(slack))) is Verdict.VIOLATED:
+                return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs, slack)
     return None
 
 

@@ -1,17 +1,19 @@
 """The registry: every statement of the paper, encoded once.
 
-Each ``Statement`` holds the paper's printed LaTeX (copied literally from the extraction in
-../shared/paper), where it is, the reading chosen where the text is garbled or ambiguous,
-its hypotheses, and its ``Variant``s.  The variant ``printed`` is the statement as printed;
-every other variant is separate, named, and says in one line how it differs.
+Each ``Statement`` holds the statement as printed (``Excerpt``s copied verbatim from the
+extraction in ../shared/paper, joined by labelled ``Connecting`` text), where it is, the reading
+chosen where the text is garbled or ambiguous, its hypotheses, and its ``Variant``s.  A
+variant about BatchNorm with epsilon > 0 is made from its eps = 0 variant by
+``epsilon_variant``; a violated printed-type variant names the likely cause of the misprint.
+The variant ``printed`` is the statement as printed; every other variant is separate, named,
+and says in one line how it differs.
 
 A variant is two functions of a ``Quantities`` bundle (theory.quantities) -- the two sides
 of its relation -- written over an ``ops`` back-end so that SymPy (exact, m = 2..6 and
 general m), NumPy (N instances), torch and the trajectory probes evaluate the *same*
 definition.  The left side is, by convention, the measured object (the true gradient or
 Hessian through BatchNorm, the true maximum, the true distance); the right side is the
-paper's formula.  Slack = RHS - LHS for ``<=``/``<`` (negative means violated); for ``==``
-the residual is LHS - RHS.
+paper's formula.  The slack of a variant is its relation's (theory.vocab.Relation.slack).
 
     python -m theory.statements [--format text|json]
 """

@@ -133,24 +133,6 @@ FORMATS = {"text": format_text, "markdown": format_markdown, "json": format_json
            "latex": format_latex}
 
 
-# The most likely cause of each misprint, from the proof's own steps (the registry's variant
-# notes say the same in one line each).
-CAUSES = {
-    "thm-4.1": ("The proof's step (8) -> (9) divides <g, y_hat>^2 by ||y_hat|| = sqrt(m) once, where the projection "
-                "onto y_hat divides by ||y_hat||^2 = m: the coefficient of <g, y_hat>^2 must be 1/m, not 1/sqrt(m)."),
-    "thm-4.2": ("The second display replaces v^T H v by g^T H g using 'H preserves the relative norms of g and v', "
-                "which gives v^T H v = (||v||^2/||g||^2) g^T H g: the factor ||v||^2/||g||^2 was dropped."),
-    "thm-4.4": ("g_j is already a squared norm, so 'g_j^2' squares it twice; the other terms lose the lambda^2 that "
-                "multiplies every term of max ||X^T v||^2 = lambda^2 ||v||^2, and the proof's (17) carries Theorem "
-                "4.1's 1/sqrt(m)."),
-    "thm-c1": ("The proof evaluates both maxima at X X^T = lambda^2 I (eq. (58)); that S maximises neither side in "
-               "general, and the bound inherits Theorem 4.2's second display."),
-    "lemma-4.5": ("The proof takes k W* to be an optimum of the BN network; the BN optima form the ray of the centred "
-                  "least-squares direction, which differs from W* in general."),
-    "obs-4.3": ("With epsilon > 0 the witness must be gamma = sqrt(Var + eps), not the batch standard deviation."),
-}
-
-
 def compact_json(d: dict) -> str:
     """A JSON object with one top-level key per line and compact values (vectors on one line)."""
     return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) + "\n}"
@@ -177,6 +159,6 @@ def errata_markdown(errata) -> str:
             for v in others:
                 out.append(f"- `{v.name}` ({v.relation}, {e.symbolic[v.name]}): {v.note}.  $ {v.latex} $")
             out.append("")
-        if s.id in CAUSES:
-            out += [f"Most likely cause: {CAUSES[s.id]}", ""]
+        for cause in dict.fromkeys(v.cause for v, _ in e.failures if v.cause):
+            out += [f"Most likely cause: {cause}", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -440,8 +440,7 @@ def markdown() -> str:
             "(the registry's reading).  Theorem 4.4's maxima are in closed form: lambda^2 ||u||^2.", ""]
     out += dln.markdown_section()
     out += ["## Lemma 4.5: toy regression", "",
-            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets) when that",
-            "module is present; the report marks the rows pending otherwise.", ""]
+            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets).", ""]
     return "\n".join(out)
 
 

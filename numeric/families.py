@@ -69,7 +69,8 @@ GROUPS = {
     "free-eps": "eps = 1e-5 (torch's default); every head; full matrices for m <= 64",
     "relative-norm-eps0": ("eps = 0, m >= 3; H replaced by H + t v v^T with t chosen so that H preserves the "
                            "relative norms of g and v = grad_y_bn (Theorem 4.2's second display, Theorem C.1's "
-                           "'same conditions'); the maxima of Theorem C.1 for m <= 64"),
+                           "'same conditions'); t may be negative, so a PSD head's H can become indefinite (a "
+                           "counterexample's label is read off its exact H); the maxima of Theorem C.1 for m <= 64"),
 }
 GROUP_EPS = {"free-eps0": 0.0, "free-eps": 1e-5, "relative-norm-eps0": 0.0}
 SCALES = {

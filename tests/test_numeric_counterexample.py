@@ -133,3 +133,14 @@ def test_the_families_fallback_finds_a_certified_non_degenerate_counterexample()
     assert ce is not None and ce.m >= C.MIN_M and ce.origin.startswith("families")
     assert certify.certify_bn(s, v, exact_inputs(ce)).verdict is Verdict.VIOLATED
     assert C.degeneracy(s, v, exact_inputs(ce)) == ""
+
+
+def test_a_psd_head_shifted_off_the_psd_cone_is_labelled_by_its_exact_h():
+    from tests.strategies import EARLIER
+    # the report's earlier thm-4.2/printed-part2 counterexample: head quadratic-psd, then H + t v v^T;
+    # its exact H has eigenvalues about -381.5, 463.0, 123.0
+    ex = EARLIER[("thm-4.2", "printed-part2")]
+    inst = {"head": "quadratic-psd", "group": "relative-norm-eps0", "y_kind": "integer", "g_mode": "generic"}
+    label = C._family_label(inst, ex, shifted=True)
+    assert "quadratic-psd + t v v^T" in label and label.endswith("exact H indefinite")
+    assert certify.hessian_inertia(ex["H"]) == certify.Inertia(2, 0, 1)

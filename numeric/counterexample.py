@@ -465,35 +465,41 @@ def _from_families(statement, variant):
 # Lemma 4.5: the toy model
 # ---------------------------------------------------------------------------------------------
 
+# The float screen of the toy grid keeps a data set when det(X^T X) and det(X_c^T X_c) are nonzero:
+# for 0/1 entries these are multiples of 1 and of 1/9, computed to ~1e-15, so the cut-off is exact.
+TOY_SINGULAR = 1e-6
+
+
 def _toy_grid():
-    """(X, t, optima) of every 0/1 data set (3 points in the plane) with unique optima."""
-    out = []
-    for entries in itertools.product((0, 1), repeat=6):
-        X = sp.Matrix(3, 2, entries)
-        for t in itertools.product((0, 1), repeat=3):
-            try:
-                out.append((X, t, lemma45.exact_optima(X, t)))
-            except lemma45.ToyModelError:
-                continue
-    return out
+    """(X, t) of every 0/1 data set of 3 points in the plane, as float arrays (K, 3, 2), (K, 3)."""
+    X = np.array(list(itertools.product((0.0, 1.0), repeat=6))).reshape(-1, 3, 2)
+    t = np.array(list(itertools.product((0.0, 1.0), repeat=3)))
+    X, t = np.repeat(X, len(t), axis=0), np.tile(t, (len(X), 1))
+    Xc, tc = X - X.mean(axis=1, keepdims=True), t - t.mean(axis=1, keepdims=True)
+    gram = np.linalg.det(np.swapaxes(X, 1, 2) @ X)
+    centred = np.linalg.det(np.swapaxes(Xc, 1, 2) @ Xc)
+    correlated = np.abs(np.einsum("kni,kn->ki", Xc, tc)).max(axis=1) > TOY_SINGULAR
+    keep = (np.abs(gram) > TOY_SINGULAR) & (np.abs(centred) > TOY_SINGULAR) & correlated
+    return X[keep], t[keep]
 
 
 def _toy_counterexample(statement, variant):
-    data = _toy_grid()
-    X = np.array([np.array(x.tolist(), float) for x, _, _ in data for _ in TOY_W0])       # (N, 3, 2)
-    t = np.array([np.array(tt, float) for _, tt, _ in data for _ in TOY_W0])              # (N, 3)
-    W0 = np.array([w for _ in data for w in TOY_W0], float)                                # (N, 2)
+    Xs, ts = _toy_grid()
+    n_w = len(TOY_W0)
+    X = np.repeat(Xs, n_w, axis=0)                                          # (N, 3, 2)
+    t = np.repeat(ts, n_w, axis=0)                                          # (N, 3)
+    W0 = np.tile(np.array(TOY_W0, float), (len(Xs), 1))                     # (N, 2)
     q = lemma45.toy_quantities_numpy(X, t, W0)
     r = evaluate_variant(statement, variant, q)
     attained = q.ops.dot(W0, q.bn_direction) > 0
     found = np.flatnonzero(np.asarray(r.verdicts == Verdict.VIOLATED, bool) & attained)
 
     def shown(i):
-        x, tt, _ = data[i // len(TOY_W0)]
-        return [list(x), list(tt), list(TOY_W0[i % len(TOY_W0)])]
+        return [X[i].astype(int).tolist(), t[i].astype(int).tolist(), W0[i].astype(int).tolist()]
     for i in sorted(found, key=lambda i: (digits(shown(i)), magnitude(shown(i)), int(i)))[:MAX_CERTIFIED]:
-        x, tt, opt = data[i // len(TOY_W0)]
-        w0 = sp.Matrix(TOY_W0[i % len(TOY_W0)])
+        x_rows, tt, w = shown(i)
+        x, w0 = sp.Matrix(x_rows), sp.Matrix(w)
+        opt = lemma45.exact_optima(x, tt)
         if not (w0.T * opt.bn_direction)[0, 0] > 0:
             continue        # the closest BN optimum is not attained (exactly)
         inputs = {"X": x.tolist(), "t": list(tt), "W0": list(w0)}

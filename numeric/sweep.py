@@ -97,7 +97,8 @@ class _Accumulator:
     slacks: list = field(default_factory=list)
     rels: list = field(default_factory=list)
     lhs: list = field(default_factory=list)
-    counts: dict = field(default_factory=lambda: dict(violated=0, equality=0, holds=0, rounding=0, undefined=0))
+    counts: dict = field(default_factory=lambda: {Verdict.VIOLATED: 0, Verdict.EQUALITY: 0, Verdict.HOLDS: 0,
+                                                  "rounding": 0, Verdict.UNDEFINED: 0})
     low: list = field(default_factory=list)
     high: list = field(default_factory=list)
     smallest_m: int = 0
@@ -208,7 +209,7 @@ def _second_pass(result, verdicts, suspect, sensitive, slack_reversed, slack_per
 
 def _accumulate(acc, result, verdicts, rounding, ce: ChunkEvaluation):
     applicable = result.applicable & (verdicts != Verdict.UNDEFINED)
-    acc.counts["undefined"] += int(np.sum(result.applicable & (verdicts == Verdict.UNDEFINED)))
+    acc.counts[Verdict.UNDEFINED] += int(np.sum(result.applicable & (verdicts == Verdict.UNDEFINED)))
     if Relation(result.relation) is Relation.DEFINITION:
         acc.lhs.append(result.lhs[applicable])
         return
@@ -216,7 +217,7 @@ def _accumulate(acc, result, verdicts, rounding, ce: ChunkEvaluation):
     informative = applicable & ~rounding
     acc.slacks.append(result.slack[informative])
     acc.rels.append(result.rel_slack[informative])
-    for key in ("violated", "equality", "holds"):
+    for key in (Verdict.VIOLATED, Verdict.EQUALITY, Verdict.HOLDS):
         acc.counts[key] += int(np.sum(applicable & (verdicts == key)))
     acc.counts["rounding"] += int(np.sum(applicable & rounding))
     if np.any(applicable & (verdicts == Verdict.VIOLATED)):
@@ -417,14 +418,14 @@ def _summary(key, acc: _Accumulator) -> VariantSweep:
     if Relation(acc.relation) is Relation.DEFINITION:
         lhs = np.concatenate(acc.lhs) if acc.lhs else np.zeros(0)
         lhs_summary = (float(lhs.min()), float(np.median(lhs)), float(lhs.max())) if lhs.size else ()
-        return VariantSweep(sid, name, acc.relation, int(lhs.size), 0, 0, 0, 0, acc.counts["undefined"],
+        return VariantSweep(sid, name, acc.relation, int(lhs.size), 0, 0, 0, 0, acc.counts[Verdict.UNDEFINED],
                             nan, nan, nan, nan, nan, (), (), lhs_summary)
     slack = np.concatenate(acc.slacks) if acc.slacks else np.zeros(0)
     rel = np.concatenate(acc.rels) if acc.rels else np.zeros(0)
     c = acc.counts
-    instances = c["violated"] + c["equality"] + c["holds"]
+    instances = c[Verdict.VIOLATED] + c[Verdict.EQUALITY] + c[Verdict.HOLDS]
     stats = (float(slack.min()), float(np.median(slack)), float(slack.max()), float(rel.min()), float(rel.max())) \
         if slack.size else (nan,) * 5
-    return VariantSweep(sid, name, acc.relation, int(instances), c["violated"], c["equality"], c["holds"],
-                        c["rounding"], c["undefined"], *stats, tuple(acc.low), tuple(acc.high),
+    return VariantSweep(sid, name, acc.relation, int(instances), c[Verdict.VIOLATED], c[Verdict.EQUALITY],
+                        c[Verdict.HOLDS], c["rounding"], c[Verdict.UNDEFINED], *stats, tuple(acc.low), tuple(acc.high),
                         smallest_m_violated=acc.smallest_m)

@@ -274,6 +274,11 @@ def _sign(x):
     return 0
 
 
+def certainly_nonzero(x) -> bool:
+    """Some component of an exact (SymPy) or interval value is certainly not 0."""
+    return any(_sign(_canonical(c)) != 0 for c in _components(x))
+
+
 def _magnitude(x) -> str:
     if isinstance(x, sp.Basic):
         return _fmt(abs(x))

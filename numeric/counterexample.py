@@ -198,24 +198,19 @@ def hypothesis_variant(statement, variant):
     return None
 
 
-def _nonzero(x) -> bool:
-    """Some component of an exact or interval value is certainly not 0."""
-    return any(certify._sign(certify._canonical(c)) != 0 for c in certify._components(x))
-
-
 def degeneracy(statement, variant, ex) -> str:
     """Why an exact BatchNorm-channel instance is degenerate under the policy ('' if it is not)."""
     if ex["m"] < MIN_M:
         return f"m = {ex['m']} < {MIN_M}"
     exact_needs = tuple(r for r in variant.requires if r not in MAXIMA)
     qe = certify.bn_quantities(ex, SympyOps(), exact_needs)
-    if not _nonzero(qe.grad_y_bn):
+    if not certify.certainly_nonzero(qe.grad_y_bn):
         return "the BatchNorm gradient v is exactly 0"
     if MAXIMA & set(variant.requires):
         lhs = variant.lhs(certify.bn_quantities(ex, IntervalOps(), variant.requires))
     else:
         lhs = variant.lhs(qe)
-    if not _nonzero(lhs):
+    if not certify.certainly_nonzero(lhs):
         return "the left side is exactly 0 (or not certainly non-zero)"
     hyp = hypothesis_variant(statement, variant)
     if hyp is not None and sp.simplify(hyp.constraint(qe)) != 0:

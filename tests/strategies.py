@@ -201,16 +201,18 @@ def search_bn(statement_id, variant, inst, must_hold):
         assert certified == Verdict.VIOLATED, f"float violation not confirmed exactly: {inst}"
 
 
-def find_violation(statement_id, variant_name):
-    """The first (shrunk) instance of the variant's strategy with a robust float violation; raises
-    hypothesis.errors.NoSuchExample if the bounded search reaches none."""
+def find_instance(statement_id, variant_name, accept):
+    """The first (shrunk) instance of the variant's strategy whose float (verdict, relative slack)
+    `accept`s; raises hypothesis.errors.NoSuchExample if the bounded search reaches none."""
     from hypothesis import find
 
     variant = registry.get(statement_id).variant(variant_name)
-    robust = ROBUST_CONSTRAINED if variant.constraint else ROBUST
-
-    def violated(inst):
-        verdict, rel = evaluate_bn(statement_id, variant_name, inst)
-        return verdict == Verdict.VIOLATED and rel < -robust
-    return find(instance_for(variant), violated,
+    return find(instance_for(variant), lambda inst: accept(*evaluate_bn(statement_id, variant_name, inst)),
                 settings=settings(SEARCH, max_examples=200, phases=[Phase.generate, Phase.target]))
+
+
+def find_violation(statement_id, variant_name):
+    """An instance with a robust float violation (see find_instance)."""
+    robust = ROBUST_CONSTRAINED if registry.get(statement_id).variant(variant_name).constraint else ROBUST
+    return find_instance(statement_id, variant_name,
+                         lambda verdict, rel: verdict == Verdict.VIOLATED and rel < -robust)

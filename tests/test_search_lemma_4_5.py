@@ -16,9 +16,11 @@ def _float(inst):
 
 def _evaluate(variant, inst):
     """(verdict, relative slack); NOT_APPLICABLE where the toy model has no unique optima
-    (singular X^T X raises in the float solve, exactly as theory.lemma45 says)."""
+    (singular X^T X raises in the float solve), UNDEFINED where the BN optimum direction is 0
+    (targets uncorrelated with the inputs: the distance is 0/0)."""
     try:
-        r = evaluate_variant(STATEMENT, STATEMENT.variant(variant), _float(inst))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = evaluate_variant(STATEMENT, STATEMENT.variant(variant), _float(inst))
     except np.linalg.LinAlgError:
         return Verdict.NOT_APPLICABLE, float("nan")
     return Verdict(r.verdicts[0]), float(r.rel_slack[0])

@@ -59,3 +59,28 @@ def test_the_hypothesis_search_reaches_a_certified_violation_of_a_violated_varia
     example), and exact re-evaluation certifies it."""
     inst = S.find_violation(sid, variant)
     assert S.certified_verdict(sid, variant, Setting.BN_CHANNEL, inst) is Verdict.VIOLATED
+
+
+# Bounds that hold, and how close to their boundary (relative slack) the search must get.
+HELD_BN = [("thm-4.1", "drop-correlation"), ("thm-4.2", "printed")]
+NEAR_BOUNDARY = 1e-2
+
+
+@pytest.mark.parametrize("sid, variant", HELD_BN, ids=lambda x: x)
+def test_the_hypothesis_search_reaches_the_boundary_of_a_bound_that_holds(sid, variant):
+    """A search that never comes near the boundary of a bound cannot see it fail: the strategy
+    reaches an instance within NEAR_BOUNDARY relative slack, and it is not a certified violation."""
+    inst = S.find_instance(sid, variant, lambda verdict, rel: verdict in (Verdict.HOLDS, Verdict.EQUALITY)
+                           and abs(rel) < NEAR_BOUNDARY)
+    assert S.certified_verdict(sid, variant, Setting.BN_CHANNEL, inst) is not Verdict.VIOLATED
+
+
+def test_the_hypothesis_search_reaches_a_certified_violation_of_lemma_4_5():
+    from hypothesis import find
+    from tests.test_search_lemma_4_5 import _evaluate
+
+    def violated(inst):
+        verdict, rel = _evaluate("printed", inst)
+        return verdict == Verdict.VIOLATED and rel < -S.ROBUST
+    inst = find(S.toy_instances(), violated, settings=S.settings(S.SEARCH, max_examples=200))
+    assert S.certified_verdict("lemma-4.5", "printed", Setting.TOY_REGRESSION, inst) is Verdict.VIOLATED

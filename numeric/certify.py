@@ -36,10 +36,9 @@ import numpy as np
 import sympy as sp
 
 from numeric import maxima
-from numeric.quantities import max_weight_grad_norm_sq
 from theory import bn, lemma45
 from theory.ops import INTERVAL_DIGITS, IntervalOps, SympyOps
-from theory.quantities import Quantities
+from theory.quantities import Quantities, channel_quantities
 from theory.vocab import EpsilonScope, Relation, Setting, Verdict
 
 INTERVAL = "interval-60"
@@ -127,38 +126,29 @@ def _convert(ops, ex):
 
 
 def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
-    """The registry's quantities of one exact BatchNorm-channel instance, over `ops`.
+    """The registry's quantities of one exact BatchNorm-channel instance, over `ops`
+    (theory.quantities.channel_quantities, the one builder every layer uses), plus certified
+    enclosures of Theorem C.1's maxima where `requires` names them.
 
     Only what `requires` names beyond the basics is built (full matrices cost O(m^3) intervals).
     """
     _validate(ex)
     number, vector, matrix = _convert(ops, ex)
-    m = ex["m"]
-    mm = number(Fraction(m))
-    y, g = vector(ex["y"]), vector(ex["g"])
-    gamma, beta, eps = number(ex["gamma"]), number(ex["beta"]), number(ex["eps"])
-    mu, sigma, y_hat = bn.batch_statistics(ops, y, mm, eps)
-    v = bn.grad_y_bn(ops, g, y_hat, sigma, gamma, mm)
-    values = dict(m=mm, gamma=gamma, beta=beta, eps=eps, y=y, mu=mu, sigma=sigma, y_hat=y_hat, g=g, grad_y_bn=v)
     need = set(requires)
-    if "H" in ex:
-        H = matrix(ex["H"])
-        values.update(H=H, H_frob=ops.sqrt(ops.frob_sq(H)), H_gg=ops.bilinear(H, g, g), H_vv=ops.bilinear(H, v, v),
-                      hess_bn_vv=bn.hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, mm, v, v))
-        if need & {"hess_bn", "betaW_hat_max"}:
-            values["hess_bn"] = bn.hessian_bn_matrix(ops, H, g, y_hat, sigma, gamma, mm)
-    if "jac_z_y" in need:
-        values["jac_z_y"] = bn.jacobian_z_y(ops, y_hat, sigma, gamma, mm)
-    if ex.get("lam") is not None:
-        lam = number(ex["lam"])
-        values.update(lam=lam, gW_max=max_weight_grad_norm_sq(g, lam, ops),
-                      gW_hat_max=max_weight_grad_norm_sq(v, lam, ops))
-        if need & {"betaW_max", "betaW_hat_max"}:
-            if not isinstance(ops, IntervalOps):
-                raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
-            values["betaW_max"] = ball_max_enclosure(ops, g, values["H"], lam)
-            values["betaW_hat_max"] = ball_max_enclosure(ops, v, values["hess_bn"], lam)
-    return Quantities(ops, values)
+    maxima_needed = bool(need & {"betaW_max", "betaW_hat_max"})
+    if maxima_needed and not isinstance(ops, IntervalOps):
+        raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
+    H = matrix(ex["H"]) if "H" in ex else None
+    lam = number(ex["lam"]) if ex.get("lam") is not None else None
+    matrices = tuple(name for name in ("jac_z_y", "hess_bn")
+                     if name in need or (name == "hess_bn" and "betaW_hat_max" in need))
+    q = channel_quantities(ops, number(Fraction(ex["m"])), number(ex["gamma"]), vector(ex["g"]),
+                           y=vector(ex["y"]), beta=number(ex["beta"]), eps=number(ex["eps"]), H=H, lam=lam,
+                           matrices=matrices)
+    if maxima_needed:
+        q = q.with_values(betaW_max=ball_max_enclosure(ops, q.g, q.H, lam),
+                          betaW_hat_max=ball_max_enclosure(ops, q.grad_y_bn, q.hess_bn, lam))
+    return q
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from numeric.counterexample import SearchFailure, smallest_counterexample
 from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
+from theory.vocab import Relation, Setting, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICT_CACHE = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
@@ -96,7 +97,7 @@ def statement_document(statement, verdicts) -> str:
              "## As printed (literal, from the extraction)", "", "$$", s.printed_latex, "$$", "",
              "## Reading", "", s.reading, "", "## Hypotheses", ""]
     lines += [f"- {h}" for h in s.hypotheses] + [""]
-    if s.setting in ("bn-channel", "weight-space"):
+    if s.setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE):
         lines += _calculus_section()
     lines += ["## Variants", ""]
     for v in s.variants:
@@ -107,12 +108,12 @@ def statement_document(statement, verdicts) -> str:
             lines += ["Extra hypotheses: " + "; ".join(v.extra_hypotheses) + "."]
         lines += [""]
         if verdict.slack:
-            name = "residual (LHS - RHS)" if v.relation == "==" else "slack (RHS - LHS)"
+            name = "residual (LHS - RHS)" if v.relation is Relation.EQ else "slack (RHS - LHS)"
             lines += [f"Exact {name}, as derived:", "", f"$$ {verdict.slack} $$", ""]
         if verdict.condition:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
-        if verdict.verdict == "violated":
+        if verdict.verdict is Verdict.VIOLATED:
             lines += _counterexample_lines(s, v)
     return "\n".join(lines).rstrip() + "\n"
 

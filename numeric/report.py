@@ -2,12 +2,14 @@
 errata: the numeric layer's evidence for every registry variant, merged with the symbolic layer.
 
     numeric_report(statements, request) -> [Row]    python -m theory.report
-    errata(statements, seed) -> [Erratum]           python -m theory.report --errata FILE
+    errata(statements) -> [Erratum]                 python -m theory.report --errata FILE
 
 Per variant: the sweep (numeric.sweep), exact re-evaluation of its kept instances
-(numeric.certify), the smallest certified counterexample (numeric.minimise), adversarial
-refinement (numeric.refine); then the row's verdict (``numeric_verdict``) and the symbolic
-column (theory.report_rows).
+(numeric.certify.certify_kept), the smallest non-degenerate certified counterexample
+(numeric.counterexample, the one the docs and the errata show), adversarial refinement
+(numeric.refine); then the row's verdict (``numeric_verdict``) and the symbolic column
+(theory.report_rows).  A failure of certification or of the search goes in the row's note and
+to ``warn``; it never reads as "no counterexample".
 
 Numeric verdict of a row:
 
@@ -20,11 +22,10 @@ Numeric verdict of a row:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
-from numeric import minimise as minimiser
-from numeric.certify import certify
+from numeric.certify import certify_kept
+from numeric.counterexample import SearchFailure, smallest_counterexample
 from numeric.refine import refine_variant
 from numeric.sweep import default_workers, run_sweep
 from theory.report_rows import Erratum, Row, SymbolicSource, attach_symbolic, join_notes, symbolic_table
@@ -34,8 +35,6 @@ from theory.vocab import Relation, Verdict
 # CERTIFY_TRIES each, stopping once CERTIFY_ENOUGH certificates say so.
 CERTIFY_TRIES = 4
 CERTIFY_ENOUGH = {Verdict.VIOLATED: 2, Verdict.HOLDS: 1}
-# Wall-clock budget for the counterexample minimiser of one variant (seconds).
-MINIMISE_BUDGET_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,33 +42,13 @@ class NumericRequest:
     """What ``python -m theory.report`` asks of the numeric layer."""
     instances: int = 10_000
     seed: int = 0
-    minimise: bool = True               # search the smallest certified counterexample of violated rows
+    counterexamples: bool = True        # search the smallest certified counterexample of violated rows
     symbolic: SymbolicSource = SymbolicSource.CACHED
     workers: int = None                 # sweep processes (None: numeric.sweep.default_workers())
 
 
-@dataclass(frozen=True)
-class CertifiedKept:
-    """The certificates of a variant's kept instances, and the re-evaluations that failed."""
-    certificates: tuple
-    failures: tuple      # "ErrorType: message" of each kept instance exact re-evaluation rejected
-
-
-def certify_kept(statement, variant, kept, verdict: Verdict) -> CertifiedKept:
-    """Re-evaluate exactly the kept instances whose float verdict is ``verdict``, most extreme
-    first, until CERTIFY_TRIES certificates exist or CERTIFY_ENOUGH of them confirm it."""
-    certificates, failures = [], []
-    for k in kept:
-        if len(certificates) >= CERTIFY_TRIES or \
-                sum(c.verdict == verdict for c in certificates) >= CERTIFY_ENOUGH[verdict]:
-            break
-        if k.verdict != verdict:
-            continue
-        try:
-            certificates.append(certify(statement, variant, k.setting, k.inputs))
-        except (ValueError, ArithmeticError) as err:
-            failures.append(f"{type(err).__name__}: {err}")
-    return CertifiedKept(tuple(certificates), tuple(failures))
+def _certify(statement, variant, kept, want: Verdict):
+    return certify_kept(statement, variant, kept, want, CERTIFY_TRIES, CERTIFY_ENOUGH[want])
 
 
 def numeric_verdict(variant, summary, certs_violated, certs_held) -> tuple:
@@ -104,25 +83,30 @@ def _finite(x):
 
 def _variant_row(statement, variant, summary, request: NumericRequest, warn) -> Row:
     relation = Relation(variant.relation)
-    violated = certify_kept(statement, variant, summary.most_violated, Verdict.VIOLATED)
-    held = certify_kept(statement, variant, summary.most_held, Verdict.HOLDS) \
-        if relation.is_inequality and summary.holds else CertifiedKept((), ())
-    verdict, note = numeric_verdict(variant, summary, violated.certificates, held.certificates)
-    for failure in violated.failures + held.failures:
-        note = join_notes(note, f"exact re-evaluation failed: {failure}")
-        warn(f"{statement.id}/{variant.name}: exact re-evaluation failed: {failure}")
+    violated = _certify(statement, variant, summary.most_violated, Verdict.VIOLATED)
+    held = _certify(statement, variant, summary.most_held, Verdict.HOLDS) \
+        if relation.is_inequality and summary.holds else None
+    verdict, note = numeric_verdict(variant, summary, violated.certificates, held.certificates if held else ())
+    for failure in violated.failures + (held.failures if held else ()):
+        note = join_notes(note, f"exact re-evaluation failed: {failure.message}")
+        warn(f"{statement.id}/{variant.name}: exact re-evaluation failed: {failure.message}")
     counterexample = None
     # Float violations whose kept instances exact arithmetic did not confirm (e.g. a constraint
-    # met only to rounding) still get the minimiser, which builds exact inputs: a certified
+    # met only to rounding) still get the search, which builds exact inputs: a certified
     # counterexample from it settles the row as violated.
-    if request.minimise and (verdict is Verdict.VIOLATED or (verdict is Verdict.UNDETERMINED and summary.violations)):
-        counterexample = minimiser.minimal_counterexample(
-            statement, variant, seed=request.seed, deadline=time.monotonic() + MINIMISE_BUDGET_S)
-        if counterexample is None and verdict is Verdict.VIOLATED:
-            note = join_notes(note, "no short counterexample within the budget; a certified float instance exists")
-        elif counterexample is not None and verdict is not Verdict.VIOLATED:
-            verdict = Verdict.VIOLATED
-            note = join_notes(note, "certified by the minimiser's exact counterexample")
+    if request.counterexamples and (verdict is Verdict.VIOLATED or
+                                    (verdict is Verdict.UNDETERMINED and summary.violations)):
+        found = smallest_counterexample(statement, variant)
+        if isinstance(found, SearchFailure):
+            note = join_notes(note, str(found))
+            warn(str(found))
+        elif found is None and verdict is Verdict.VIOLATED:
+            note = join_notes(note, "no counterexample in the search space; a certified float instance exists")
+        elif found is not None:
+            counterexample = found.to_dict()
+            if verdict is not Verdict.VIOLATED:
+                verdict = Verdict.VIOLATED
+                note = join_notes(note, "certified by the search's exact counterexample")
     refined = None
     if relation.is_inequality:
         r = refine_variant(statement, variant, summary.most_violated)
@@ -160,7 +144,7 @@ def numeric_report(statements, request: NumericRequest = NumericRequest(), progr
     return rows
 
 
-def errata(statements, seed: int) -> list:
+def errata(statements) -> list:
     """Erratum of each statement whose printed variant(s) fail on a certified counterexample."""
     symbolic = symbolic_table(statements, SymbolicSource.CACHED)
     out = []
@@ -168,9 +152,11 @@ def errata(statements, seed: int) -> list:
         printed = [v for v in s.variants if v.name.startswith("printed") and v.relation != Relation.DEFINITION]
         found = []
         for v in printed:
-            ce = minimiser.minimal_counterexample(s, v, seed=seed)
+            ce = smallest_counterexample(s, v)
+            if isinstance(ce, SearchFailure):
+                raise RuntimeError(str(ce))
             if ce is not None:
-                found.append((v, ce))
+                found.append((v, ce.to_dict()))
         if found:
             corrected = {v.name: symbolic[(s.id, v.name)][0] for v in s.variants if not v.name.startswith("printed")}
             out.append(Erratum(s, tuple(found), corrected))

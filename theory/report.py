@@ -3,12 +3,12 @@ certified counterexample anyone can recompute by hand.
 
     python -m theory.report [--format text|markdown|json|csv|latex] [--instances N] [--seed S]
                             [--only ID ...] [--out FILE] [--trajectory DIR] [--errata FILE]
-                            [--symbolic cached|live|off] [--counterexamples minimise|skip]
+                            [--symbolic cached|live|off] [--counterexamples search|skip]
 
 One row per registry variant (theory.statements): the numeric verdict, the symbolic verdict
 (theory.verdicts, from its cache), instances, violations, min/median/max slack, min relative
-slack, the smallest relative slack adversarial refinement reached, and the minimised certified
-counterexample.  Slack = RHS - LHS for LHS <= RHS (negative means violated); for identities it
+slack, the smallest relative slack adversarial refinement reached, and the smallest certified
+counterexample (numeric.counterexample, the one the docs and the errata show).  Slack = RHS - LHS for LHS <= RHS (negative means violated); for identities it
 is -|LHS - RHS|; relative slack = slack/(|LHS| + |RHS|) (theory.vocab.Relation).
 
 Where the symbolic and numeric verdicts contradict each other, the row says DISAGREE (and the
@@ -49,7 +49,7 @@ from theory.statements import UnknownStatementError, resolve  # noqa: E402
 DEFAULT_INSTANCES = NumericRequest.instances
 PROGRESS_AFTER_S = 2.0
 # --counterexamples: search the smallest certified counterexample of each violated row, or not.
-COUNTEREXAMPLES = ("minimise", "skip")
+COUNTEREXAMPLES = ("search", "skip")
 
 
 def build_parser():
@@ -66,8 +66,8 @@ def build_parser():
     p.add_argument("--symbolic", choices=tuple(s.value for s in SymbolicSource), default=SymbolicSource.CACHED.value,
                    help="symbolic column: cached verdicts (python -m theory.docs writes them), recomputed "
                         "(live, ~1 min), or not consulted (off)")
-    p.add_argument("--counterexamples", choices=COUNTEREXAMPLES, default="minimise",
-                   help="search the smallest certified counterexample of each violated row (minimise), or not (skip)")
+    p.add_argument("--counterexamples", choices=COUNTEREXAMPLES, default="search",
+                   help="search the smallest certified counterexample of each violated row (search), or not (skip)")
     return p
 
 
@@ -107,7 +107,7 @@ def _report(args, stdout, stderr) -> int:
         except OSError as err:
             raise cli.InputError(f"cannot write {target!r}: {err.strerror or err}") from None
     if args.errata:
-        atomic_write_text(args.errata, errata_markdown(errata(statements, args.seed)))
+        atomic_write_text(args.errata, errata_markdown(errata(statements)))
         return cli.EXIT_OK
     start = time.perf_counter()
     if args.trajectory:
@@ -115,7 +115,7 @@ def _report(args, stdout, stderr) -> int:
     else:
         progress = Progress(stderr)
         request = NumericRequest(instances=args.instances, seed=args.seed, symbolic=SymbolicSource(args.symbolic),
-                                 minimise=args.counterexamples == "minimise")
+                                 counterexamples=args.counterexamples == "search")
         rows = numeric_report(statements, request, progress=progress,
                               warn=lambda message: stderr.write(f"warning: {cli.one_line(message)}\n"))
         progress.finish()

@@ -62,13 +62,13 @@ def gradients_before_and_after(inst: DlnInstances, i: int):
     return layer_gradient(inst.weights, inst.X, inst.T, i), layer_gradient(updated, inst.X, inst.T, i)
 
 
-def sample_dln(seed: int, n: int, depth: int, width: int) -> DlnInstances:
+def sample_dln(seed: int, n: int, depth: int, width: int, part: int = 0) -> DlnInstances:
     """N networks of one depth and width, reproducible from (seed, depth, width): Glorot-scale
     weights, Gaussian inputs, targets from a random linear map, eta = 10^U(-3,-1), layer i
-    uniform in 2..k."""
+    uniform in 2..k.  Part k > 0 (a piece of a large request, numeric.sweep) has its own stream."""
     if depth < 2 or width < 1 or n < 1:
         raise ValueError(f"a DLN family needs depth >= 2, width >= 1, n >= 1; got {depth}, {width}, {n}")
-    rng = np.random.default_rng([seed, 97, depth, width])
+    rng = np.random.default_rng([seed, 97, depth, width] + ([part] if part else []))
     weights = tuple(rng.standard_normal((n, width, width)) / np.sqrt(width) for _ in range(depth))
     X = rng.standard_normal((n, width, BATCH))
     T = rng.standard_normal((n, width, width)) @ X

@@ -296,19 +296,22 @@ class BnChunk:
                     g_mode=list(G_MODES)[self.g_mode[i]] if self.g_mode[i] >= 0 else "head")
 
 
-def chunk_rng(seed: int, group: str, head: str, m: int):
-    return np.random.default_rng([seed, list(GROUPS).index(group), list(HEADS).index(head), m])
+def chunk_rng(seed: int, group: str, head: str, m: int, part: int = 0):
+    """The random stream of a chunk; part k > 0 (a large request's k-th piece of one chunk,
+    numeric.sweep) gets its own stream, part 0 the chunk's own."""
+    key = [seed, list(GROUPS).index(group), list(HEADS).index(head), m]
+    return np.random.default_rng(key + [part] if part else key)
 
 
-def sample_chunk(seed: int, group: str, head: str, m: int, n: int) -> BnChunk:
-    """n instances of the BatchNorm-channel setting, reproducible from (seed, group, head, m)."""
+def sample_chunk(seed: int, group: str, head: str, m: int, n: int, part: int = 0) -> BnChunk:
+    """n instances of the BatchNorm-channel setting, reproducible from (seed, group, head, m, part)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; groups: {', '.join(GROUPS)}")
     if head not in HEADS:
         raise ValueError(f"unknown loss head {head!r}; heads: {', '.join(HEADS)}")
     if m < 2 or n < 1:
         raise ValueError(f"a chunk needs m >= 2 and n >= 1, got m = {m}, n = {n}")
-    rng = chunk_rng(seed, group, head, m)
+    rng = chunk_rng(seed, group, head, m, part)
     eps = np.full(n, GROUP_EPS[group])
     y, kinds = sample_batches(rng, n, m)
     _, sigma, y_hat = bn.batch_statistics(OPS, y, m, eps)
@@ -367,6 +370,7 @@ class ChunkSpec:
     head: np.ndarray       # (n,) index into HEADS
     m: int
     n: int
+    part: int = 0          # a large request's piece of this chunk (its own stream, chunk_rng)
 
 
 def _spread(total, ms, weights):

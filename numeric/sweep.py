@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +53,17 @@ SUSPECT_REL_SLACK = 1e-6
 # whose instances are kept (interval arithmetic costs O(m^3) for the full-matrix statements).
 KEEP = 12
 KEEP_MAX_M = 16
+# Slacks held per variant for the median: every one up to this many (8 MB of float64; the
+# default report holds at most ~6e4), beyond that a systematic sample of 2^19 to 2^20 of them,
+# whose median is within ~1/sqrt(2^19) = 0.14% in rank of the exact one.
+SLACK_SAMPLE_MAX = 2 ** 20
+# The largest job (one worker's chunk): at most JOB_MAX_INSTANCES instances and at most
+# JOB_MAX_COST = n m min(m, 64) matrix entries (the size of an (n, m, m) dense H, the largest
+# array of a chunk; 2^23 float64 = 64 MB).  The default report's largest cell costs 2^22, so its
+# jobs -- and its instances -- are those of an unsplit plan; a larger request is cut into parts,
+# each with its own random stream (numeric.families.chunk_rng).
+JOB_MAX_INSTANCES = 2 ** 16
+JOB_MAX_COST = 2 ** 23
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,13 +101,25 @@ class VariantSweep:
     most_held: tuple          # KeptInstance, largest relative slack first (m <= KEEP_MAX_M)
     lhs_summary: tuple = ()   # (min, median, max) of the LHS for definitions
     smallest_m_violated: int = 0
+    median_sample: int = 0    # 0: median_slack is exact; else the size of the systematic sample it is taken over
 
 
 @dataclass
 class _Accumulator:
+    """What a variant's summary needs, in memory bounded independently of the instance count:
+    counts, running min/max of the relative slack, the kept instances, and the slacks for their
+    median -- all of them up to SLACK_SAMPLE_MAX, beyond that a systematic sample (every
+    ``stride``-th slack of the stream, in job order)."""
+
     relation: str
     slacks: list = field(default_factory=list)
-    rels: list = field(default_factory=list)
+    stored: int = 0           # slacks held in `slacks`
+    seen: int = 0             # slacks the stream has produced
+    stride: int = 1           # every stride-th slack of the stream is held
+    slack_min: float = np.inf
+    slack_max: float = -np.inf
+    rel_min: float = np.inf
+    rel_max: float = -np.inf
     lhs: list = field(default_factory=list)
     counts: dict = field(default_factory=lambda: {Verdict.VIOLATED: 0, Verdict.EQUALITY: 0, Verdict.HOLDS: 0,
                                                   "rounding": 0, Verdict.UNDEFINED: 0})
@@ -108,6 +132,26 @@ class _Accumulator:
         reverse = which == "high"
         pool.sort(key=lambda k: k.rel_slack, reverse=reverse)
         setattr(self, which, pool[:KEEP])
+
+    def add_slacks(self, slack):
+        """Append a stretch of the stream of slacks (1-D), thinning it by half whenever more than
+        SLACK_SAMPLE_MAX are held."""
+        if len(slack):
+            self.slack_min = min(self.slack_min, float(slack.min()))
+            self.slack_max = max(self.slack_max, float(slack.max()))
+        offset = (-self.seen) % self.stride       # the next stream position that is a multiple of stride
+        self.seen += len(slack)
+        slack = slack[offset::self.stride]
+        self.slacks.append(slack)
+        self.stored += len(slack)
+        if self.stored > SLACK_SAMPLE_MAX:
+            held = np.concatenate(self.slacks)[::2]
+            self.slacks, self.stored, self.stride = [held], len(held), 2 * self.stride
+
+    def add_rel(self, rel):
+        if len(rel):
+            self.rel_min = min(self.rel_min, float(rel.min()))
+            self.rel_max = max(self.rel_max, float(rel.max()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,8 +259,8 @@ def _accumulate(acc, result, verdicts, rounding, ce: ChunkEvaluation):
         return
     # slack statistics and kept instances leave out what is rounding (its float slack is noise)
     informative = applicable & ~rounding
-    acc.slacks.append(result.slack[informative])
-    acc.rels.append(result.rel_slack[informative])
+    acc.add_slacks(result.slack[informative])
+    acc.add_rel(result.rel_slack[informative])
     for key in (Verdict.VIOLATED, Verdict.EQUALITY, Verdict.HOLDS):
         acc.counts[key] += int(np.sum(applicable & (verdicts == key)))
     acc.counts["rounding"] += int(np.sum(applicable & rounding))
@@ -288,15 +332,44 @@ def bn_evaluation(chunk: families.BnChunk, seed: int) -> ChunkEvaluation:
 TOY_SHAPES = ((3, 2), (4, 2), (4, 3), (6, 4))
 
 
-def toy_chunk(seed: int, points: int, d: int, n: int):
-    """Inputs of the Lemma 4.5 toy model: X (n, points, d), targets t (n, points), W0 (n, d)."""
-    rng = np.random.default_rng([seed, 45, points, d])
+def toy_chunk(seed: int, points: int, d: int, n: int, part: int = 0):
+    """Inputs of the Lemma 4.5 toy model: X (n, points, d), targets t (n, points), W0 (n, d);
+    part k > 0 (a piece of a large request) has its own stream."""
+    rng = np.random.default_rng([seed, 45, points, d] + ([part] if part else []))
     return (rng.standard_normal((n, points, d)), rng.standard_normal((n, points)),
             rng.standard_normal((n, d)))
 
 
 def _settings_of(statements):
     return {s.setting for s in statements}
+
+
+def _parts(n: int, most: int):
+    """Sizes of the parts of n instances, each at most `most` (the last one the rest)."""
+    return [most] * (n // most) + ([n % most] if n % most else [])
+
+
+def _cost(m: int) -> int:
+    """Matrix entries per instance of batch size m (see JOB_MAX_COST)."""
+    return m * min(m, families.DENSE_MAX_M)
+
+
+def _bn_jobs(specs) -> list:
+    """Jobs of one (group, m) cell: the cell whole when it fits JOB_MAX_*, else its chunks cut
+    into parts (part k > 0 drawn from its own stream) packed into jobs that fit."""
+    m = specs[0].m
+    most = max(1, min(JOB_MAX_INSTANCES, JOB_MAX_COST // _cost(m)))
+    if sum(c.n for c in specs) <= most:
+        return [("bn", tuple(specs))]
+    jobs, job, size = [], [], 0
+    for spec in specs:
+        for part, n in enumerate(_parts(spec.n, most)):
+            if size + n > most:
+                jobs.append(("bn", tuple(job)))
+                job, size = [], 0
+            job.append(replace(spec, n=n, part=part))
+            size += n
+    return jobs + ([("bn", tuple(job))] if job else [])
 
 
 def _jobs(statements, instances):
@@ -306,13 +379,17 @@ def _jobs(statements, instances):
         by_cell = {}
         for spec in families.plan(instances):
             by_cell.setdefault((spec.group, spec.m), []).append(spec)
-        jobs += [("bn", tuple(specs)) for specs in by_cell.values()]
+        for specs in by_cell.values():
+            jobs += _bn_jobs(specs)
     if Setting.NETWORK in settings:
-        jobs += [("dln", spec) for spec in dln.plan(instances)]
+        for depth, width, n in dln.plan(instances):
+            most = max(1, min(JOB_MAX_INSTANCES, JOB_MAX_COST // (depth * width * width)))
+            jobs += [("dln", (depth, width, k, part)) for part, k in enumerate(_parts(n, most))]
     if Setting.TOY_REGRESSION in settings:
         # Lemma 4.5's condition <W0, W*> > 0 holds for about half of the draws: draw twice as many
         per = -(-2 * instances // len(TOY_SHAPES)) + 8
-        jobs += [("toy", (p, d, per)) for p, d in TOY_SHAPES]
+        for p, d in TOY_SHAPES:
+            jobs += [("toy", (p, d, k, part)) for part, k in enumerate(_parts(per, JOB_MAX_INSTANCES))]
     return jobs
 
 
@@ -323,30 +400,32 @@ def run_job(job, statement_ids, seed) -> dict:
     accs = {(s.id, v.name): _Accumulator(v.relation) for s, v in variants}
     kind, spec = job
     if kind == "bn":
-        chunk = families.merge_chunks([families.sample_chunk(seed, c.group, c.head, c.m, c.n) for c in spec])
+        chunk = families.merge_chunks([families.sample_chunk(seed, c.group, c.head, c.m, c.n, c.part) for c in spec])
         bn_variants = [(s, v) for s, v in variants if s.setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE)]
         evaluate_chunk(bn_variants, bn_evaluation(chunk, seed), accs)
     elif kind == "dln":
-        depth, width, n = spec
-        inst = dln.sample_dln(seed, n, depth, width)
+        depth, width, n, part = spec
+        inst = dln.sample_dln(seed, n, depth, width, part)
         net = [(s, v) for s, v in variants if s.setting == Setting.NETWORK]
         evaluate_chunk(net, ChunkEvaluation(dln.dln_quantities(inst), width, Setting.NETWORK,
                                             lambda i: dln_instance(inst, i),
                                             lambda index: dln.dln_quantities(_dln_take(inst, index))), accs)
     else:
-        p, d, n = spec
-        X, t, W0 = toy_chunk(seed, p, d, n)
+        p, d, n, part = spec
+        X, t, W0 = toy_chunk(seed, p, d, n, part)
         toy = [(s, v) for s, v in variants if s.setting == Setting.TOY_REGRESSION]
         evaluate_chunk(toy, ChunkEvaluation(
             lemma45.toy_quantities_numpy(X, t, W0), d, Setting.TOY_REGRESSION,
             lambda i: dict(X=X[i], t=t[i], W0=W0[i]),
             lambda index: lemma45.toy_quantities_numpy(X[index][:, ::-1], t[index][:, ::-1], W0[index])), accs)
-    return {k: a for k, a in accs.items() if a.slacks or a.lhs or any(a.counts.values())}
+    return {k: a for k, a in accs.items() if a.seen or a.lhs or any(a.counts.values())}
 
 
 def _merge(into: _Accumulator, acc: _Accumulator) -> None:
-    into.slacks += acc.slacks
-    into.rels += acc.rels
+    """Append a job's accumulator (a job's slacks are all held: a job is below SLACK_SAMPLE_MAX)."""
+    for slack in acc.slacks:
+        into.add_slacks(slack)
+    into.rel_min, into.rel_max = min(into.rel_min, acc.rel_min), max(into.rel_max, acc.rel_max)
     into.lhs += acc.lhs
     for k, v in acc.counts.items():
         into.counts[k] += v
@@ -364,6 +443,12 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _ignore_interrupts():
+    """A worker leaves Ctrl-C (sent to the whole process group by a terminal) to the parent,
+    which terminates the pool: no traceback from each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_sweep(statements=registry.STATEMENTS, instances: int = 10_000, seed: int = 0, progress=None,
               workers: int = 1) -> dict:
     """{(id, variant): VariantSweep} over every family, >= `instances` instances per group.
@@ -378,7 +463,7 @@ def run_sweep(statements=registry.STATEMENTS, instances: int = 10_000, seed: int
     done = 0
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
         results = pool.imap(functools.partial(run_job, statement_ids=ids, seed=seed), jobs, chunksize=1)
     else:
         pool = None
@@ -390,16 +475,21 @@ def run_sweep(statements=registry.STATEMENTS, instances: int = 10_000, seed: int
             done += _job_size(job)
             if progress is not None:
                 progress(done, total)
-    finally:
+    except BaseException:
+        # Ctrl-C or an error: stop the workers now (close + join would wait for every queued job)
         if pool is not None:
-            pool.close()
+            pool.terminate()
             pool.join()
+        raise
+    if pool is not None:
+        pool.close()
+        pool.join()
     return {key: _summary(key, acc) for key, acc in accs.items()}
 
 
 def _job_size(job):
     kind, spec = job
-    return sum(c.n for c in spec) if kind == "bn" else spec[-1]
+    return sum(c.n for c in spec) if kind == "bn" else spec[2]
 
 
 def _dln_take(inst: dln.DlnInstances, index):
@@ -421,11 +511,10 @@ def _summary(key, acc: _Accumulator) -> VariantSweep:
         return VariantSweep(sid, name, acc.relation, int(lhs.size), 0, 0, 0, 0, acc.counts[Verdict.UNDEFINED],
                             nan, nan, nan, nan, nan, (), (), lhs_summary)
     slack = np.concatenate(acc.slacks) if acc.slacks else np.zeros(0)
-    rel = np.concatenate(acc.rels) if acc.rels else np.zeros(0)
     c = acc.counts
     instances = c[Verdict.VIOLATED] + c[Verdict.EQUALITY] + c[Verdict.HOLDS]
-    stats = (float(slack.min()), float(np.median(slack)), float(slack.max()), float(rel.min()), float(rel.max())) \
+    stats = (acc.slack_min, float(np.median(slack)), acc.slack_max, acc.rel_min, acc.rel_max) \
         if slack.size else (nan,) * 5
     return VariantSweep(sid, name, acc.relation, int(instances), c[Verdict.VIOLATED], c[Verdict.EQUALITY],
                         c[Verdict.HOLDS], c["rounding"], c[Verdict.UNDEFINED], *stats, tuple(acc.low), tuple(acc.high),
-                        smallest_m_violated=acc.smallest_m)
+                        smallest_m_violated=acc.smallest_m, median_sample=acc.stored if acc.stride > 1 else 0)

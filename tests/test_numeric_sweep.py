@@ -85,3 +85,51 @@ def test_undefined_slack_is_counted_apart_not_as_a_violation():
     r = evaluate_variant(statement, variant, q)
     verdicts, *_ = sweep._first_pass(statement, variant, r, q)
     assert verdicts[0] == "undefined"
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory bounded by chunks (issue 13, item 8)
+# ---------------------------------------------------------------------------------------------
+
+def _job_cost(job):
+    kind, spec = job
+    if kind == "bn":
+        return sum(c.n for c in spec) * sweep._cost(spec[0].m), sum(c.n for c in spec)
+    if kind == "dln":
+        depth, width, n, _ = spec
+        return n * depth * width * width, n
+    return 0, spec[2]
+
+
+def test_the_default_report_draws_its_cells_whole_and_a_huge_request_is_cut_into_bounded_jobs():
+    default = sweep._jobs(registry.STATEMENTS, 10_000)
+    assert all(c.part == 0 for kind, spec in default if kind == "bn" for c in spec)
+    assert all(spec[3] == 0 for kind, spec in default if kind != "bn")
+    huge = sweep._jobs(registry.STATEMENTS, 3_000_000)
+    assert sum(sweep._job_size(j) for j in huge) >= 6 * 3_000_000
+    for job in huge:
+        cost, n = _job_cost(job)
+        assert n <= sweep.JOB_MAX_INSTANCES and cost <= max(sweep.JOB_MAX_COST, 4096 * 64)
+    parts = [c for kind, spec in huge if kind == "bn" for c in spec if c.part > 0]
+    assert parts, "a huge request must be cut into parts"
+
+
+def test_a_part_of_a_chunk_draws_its_own_instances():
+    a = families.sample_chunk(0, "free-eps0", "softmax-ce", 4, 5)
+    b = families.sample_chunk(0, "free-eps0", "softmax-ce", 4, 5, part=1)
+    assert not np.array_equal(a.y, b.y)
+    assert np.array_equal(a.y, families.sample_chunk(0, "free-eps0", "softmax-ce", 4, 5, part=0).y)
+
+
+def test_the_slacks_held_for_the_median_stay_bounded_and_min_max_stay_exact(monkeypatch):
+    monkeypatch.setattr(sweep, "SLACK_SAMPLE_MAX", 1000)
+    acc = sweep._Accumulator("<=")
+    stream = np.random.default_rng(0).standard_normal(20_000)
+    for piece in np.array_split(stream, 37):
+        acc.add_slacks(piece)
+        assert acc.stored <= 1000
+    held = np.concatenate(acc.slacks)
+    assert np.array_equal(held, stream[::acc.stride])            # a systematic sample of the stream
+    assert (acc.slack_min, acc.slack_max) == (stream.min(), stream.max())
+    # the sample median's rank in the stream: 1/2 within 4 standard deviations (0.5/sqrt(n))
+    assert abs(np.mean(stream < np.median(held)) - 0.5) < 4 * 0.5 / np.sqrt(len(held))

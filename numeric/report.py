@@ -113,6 +113,8 @@ def _variant_row(statement, variant, summary, request: NumericRequest, warn) -> 
         refined = None if r is None else r.min_rel_slack
     if summary.rounding:
         note = join_notes(note, f"{summary.rounding} instance(s) within rounding (conditioning)")
+    if summary.median_sample:
+        note = join_notes(note, f"median slack over a systematic sample of {summary.median_sample} slacks")
     if summary.undefined:
         note = join_notes(note, f"{summary.undefined} instance(s) where the formula is undefined (0/0)")
     if relation is Relation.DEFINITION and summary.lhs_summary:

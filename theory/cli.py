@@ -6,8 +6,9 @@ Each CLI builds its parser with ``parser(prog, description)`` and runs its body 
 * bad input prints exactly one line ``error: <what is wrong, with the value>`` on stderr and
   exits ``EXIT_BAD_INPUT`` (2), with no usage block and no traceback.  Bad input is an argparse
   error (unknown option, invalid choice, a value a type below rejects), an ``InputError`` raised
-  by the body, an exception of a type the CLI names in ``bad_input``, or an ``OSError`` (a path
-  that cannot be read or written);
+  by the body, an exception of a type the CLI names in ``bad_input``, an ``OSError`` (a path
+  that cannot be read or written), or a missing optional dependency (torch, matplotlib: the line
+  says which extra installs it);
 * Ctrl-C prints one line and exits ``EXIT_INTERRUPTED`` (130);
 * ``--help`` prints the help and exits 0.
 
@@ -25,6 +26,19 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # numpy's and torch's generators both take seeds in [0, 2^32) everywhere this toolkit seeds one.
 SEED_LIMIT = 2 ** 32
+
+
+# The optional dependencies a CLI may need and the extra of pyproject.toml that installs them
+# (`pip install -e .` alone installs neither).
+EXTRAS = {"torch": "test", "matplotlib": "test", "tqdm": "test"}
+
+
+def missing_extra(err: ModuleNotFoundError) -> str:
+    """The one line for an optional dependency that is not installed ('' for any other module)."""
+    top = (err.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return ""
+    return f"this command needs {top}, which is not installed: pip install -e '.[{EXTRAS[top]}]'"
 
 
 class InputError(ValueError):
@@ -84,6 +98,10 @@ def run(cli: argparse.ArgumentParser, body, argv=None, *, bad_input=(), stderr=N
         message = str(err)
     except OSError as err:
         message = describe_os_error(err)
+    except ModuleNotFoundError as err:
+        message = missing_extra(err)
+        if not message:
+            raise
     except KeyboardInterrupt:
         stderr.write(one_line(interrupted) + "\n")
         stderr.flush()

@@ -38,6 +38,7 @@ import time  # noqa: E402
 
 from gpu_check.trajectory_report import trajectory_report  # noqa: E402
 from numeric.report import NumericRequest, errata, numeric_report  # noqa: E402
+from numeric.sweep import default_workers, estimated_seconds  # noqa: E402
 from theory import cli  # noqa: E402
 from theory.bn import BatchNormInputError  # noqa: E402
 from theory.fileio import atomic_write_text, check_writable  # noqa: E402
@@ -47,6 +48,9 @@ from theory.report_rows import MissingSymbolicVerdictError, SymbolicSource  # no
 from theory.statements import UnknownStatementError, resolve  # noqa: E402
 
 DEFAULT_INSTANCES = NumericRequest.instances
+# A request whose estimated time (numeric.sweep.estimated_seconds) exceeds this is refused up
+# front: an hour on this machine is what a user can be expected to wait for on purpose.
+MAX_ESTIMATED_S = 3600.0
 PROGRESS_AFTER_S = 2.0
 # --counterexamples: search the smallest certified counterexample of each violated row, or not.
 COUNTEREXAMPLES = ("search", "skip")
@@ -71,9 +75,23 @@ def build_parser():
     return p
 
 
+def _duration(seconds: float) -> str:
+    """'42 s', '3 min 20 s', '2 h 05 min', '3.2 days', '1.4e+05 years'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds < 2 * 365 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    return f"{seconds / (365 * 86400):.2g} years"
+
+
 class Progress:
     """Progress on stderr once a run has lasted PROGRESS_AFTER_S: a line rewritten in place on a
-    terminal (every 0.25 s), a new line every 2 s otherwise."""
+    terminal (every 0.25 s), a new line every 2 s otherwise; with the time left (ETA) from the
+    rate so far, and the last line (100%) always shown once any was."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -81,21 +99,42 @@ class Progress:
         self.last = float("-inf")
         self.shown = False
         self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.state = self.shown_state = None
+        self.finished = False
 
     def __call__(self, done, total):
+        self.state = (done, total)
+        if done >= total:
+            self.finish("sweep done; certifying kept instances and searching counterexamples")
+            return
         now = time.monotonic()
         if now - self.start < PROGRESS_AFTER_S or now - self.last < (0.25 if self.tty else 2.0):
             return
         self.last = now
+        self._show(done, total, now)
+
+    def _show(self, done, total, now):
         self.shown = True
-        text = f"report: {done}/{total} instances ({100 * done // max(total, 1)}%), {now - self.start:.0f} s"
+        self.shown_state = (done, total)
+        elapsed = now - self.start
+        eta = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        text = (f"report: {done}/{total} instances ({100 * done // max(total, 1)}%), "
+                f"{_duration(elapsed)}{eta}")
         self.stream.write(f"\r{text}" if self.tty else f"{text}\n")
         self.stream.flush()
 
-    def finish(self):
-        if self.shown and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+    def finish(self, then: str = ""):
+        """The sweep is over: its last state (100%) if progress was shown and that line was not,
+        then ``then`` (what the report does next)."""
+        if not self.shown or self.finished:
+            return
+        self.finished = True
+        if self.state != self.shown_state:
+            self._show(*self.state, time.monotonic())
+        self.stream.write("\n" if self.tty else "")
+        if then:
+            self.stream.write(f"report: {then}\n")
+        self.stream.flush()
 
 
 def _report(args, stdout, stderr) -> int:
@@ -113,6 +152,11 @@ def _report(args, stdout, stderr) -> int:
     if args.trajectory:
         rows = trajectory_report(args.trajectory, statements, SymbolicSource(args.symbolic))
     else:
+        estimate = estimated_seconds(args.instances, default_workers())
+        if estimate > MAX_ESTIMATED_S:
+            raise cli.InputError(f"--instances {args.instances}: estimated {_duration(estimate)} on this machine, "
+                                 f"more than the {_duration(MAX_ESTIMATED_S)} this command accepts; "
+                                 f"ask for fewer instances")
         progress = Progress(stderr)
         request = NumericRequest(instances=args.instances, seed=args.seed, symbolic=SymbolicSource(args.symbolic),
                                  counterexamples=args.counterexamples == "search")

@@ -43,7 +43,7 @@ from theory import cli  # noqa: E402
 from theory.bn import BatchNormInputError  # noqa: E402
 from theory.fileio import atomic_write_text, check_writable  # noqa: E402
 from theory.provenance import git_revision, package_versions  # noqa: E402
-from theory.report_formats import FORMATS, errata_markdown  # noqa: E402
+from theory.report_formats import FORMATS, TEXT_WIDTH, errata_markdown, format_text, legend_lines  # noqa: E402
 from theory.report_rows import MissingSymbolicVerdictError, SymbolicSource  # noqa: E402
 from theory.statements import UnknownStatementError, resolve  # noqa: E402
 
@@ -57,8 +57,10 @@ COUNTEREXAMPLES = ("search", "skip")
 
 
 def build_parser():
-    p = cli.parser("python -m theory.report", __doc__.split("\n\n")[0])
+    p = cli.parser("python -m theory.report", __doc__.split("\n\n")[0], epilog="\n".join(legend_lines()))
     p.add_argument("--format", choices=tuple(FORMATS), default="text")
+    p.add_argument("--wide", action="store_true",
+                   help=f"text: every column and unwrapped lines (default: fit {TEXT_WIDTH} columns)")
     p.add_argument("--instances", type=cli.positive_int, default=DEFAULT_INSTANCES,
                    help=f"instances per group of families (default {DEFAULT_INSTANCES})")
     p.add_argument("--seed", type=cli.seed, default=0)
@@ -165,7 +167,8 @@ def _report(args, stdout, stderr) -> int:
         progress.finish()
     meta = {"seed": args.seed, "instances": args.instances, "versions": package_versions(),
             "git_revision": git_revision(), "seconds": round(time.perf_counter() - start, 3)}
-    text = FORMATS[args.format](rows, meta)
+    text = format_text(rows, meta, width=None if args.wide else TEXT_WIDTH) if args.format == "text" \
+        else FORMATS[args.format](rows, meta)
     if args.out:
         atomic_write_text(args.out, text)
     else:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 
 from theory.report_rows import COLUMNS, EXTRA_COLUMNS, Agreement, Row
+from theory.vocab import VERDICT_LEGEND
 
 
 def _num(x, digits=3):
@@ -44,32 +46,96 @@ def _table_cells(row: Row) -> list:
 
 HEADERS = ["id", "variant", "verdict", "symbolic", "instances", "violations", "min slack", "median slack",
            "max slack", "min rel", "refined rel"]
+# The text report fits TEXT_WIDTH columns unless asked for its full width (--wide): the columns
+# below are left out, in this order, until the table fits (--wide and the other formats keep them),
+# and the lines under the table are wrapped.
+TEXT_WIDTH = 100
+OPTIONAL_COLUMNS = ("max slack", "median slack", "refined rel")
+NARROW_HEADERS = {"instances": "n", "violations": "viol"}
 
 
-def format_text(rows, meta) -> str:
+def footer(meta) -> str:
+    """What the report was made from: a training run's directory and config, or the seed and
+    instances of a random sweep."""
+    if "run" in meta:
+        told = ", ".join(f"{k} {meta[k]}" for k in ("preset", "norm", "model", "seed") if meta.get(k) is not None)
+        source = f"run {meta['run']}" + (f" ({told})" if told else "")
+        revision = meta.get("run_git_revision") or meta["git_revision"]
+    else:
+        source = f"seed {meta['seed']}, >= {meta['instances']} instances per group"
+        revision = meta["git_revision"]
+    return f"{source}, {meta['seconds']:.1f} s, git {str(revision)[:12]}"
+
+
+def legend_lines() -> list:
+    """The verdict words and what each means (theory.vocab.VERDICT_LEGEND)."""
+    width = max(len(str(v)) for v in VERDICT_LEGEND)
+    return ["verdicts:"] + [f"  {str(v).ljust(width)}  {why}" for v, why in VERDICT_LEGEND.items()]
+
+
+def _wrap(text: str, width, indent: str) -> list:
+    if width is None or len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent + "    ", break_on_hyphens=False) or [text]
+
+
+def _table(cells, width) -> list:
+    """Lines of the table of `cells` (headers first; id and variant first).  To fit `width`:
+    short headers (NARROW_HEADERS), then OPTIONAL_COLUMNS left out; a row whose variant (at a
+    layer) is still too long has its id and variant on a line of their own above its numbers."""
+    if width is not None:
+        cells = [[NARROW_HEADERS.get(h, h) for h in cells[0]]] + cells[1:]
+    keep = list(range(len(cells[0])))
+
+    def widths(name_cap=None):
+        w = [max(len(c[i]) for c in cells) for i in keep]
+        if name_cap is not None:
+            w[1] = max([len(cells[0][1])] + [len(c[1]) for c in cells[1:] if len(c[1]) <= name_cap])
+        return w
+
+    def total(w):
+        return sum(w) + 2 * (len(w) - 1)
+    for name in OPTIONAL_COLUMNS:
+        if width is None or total(widths()) <= width:
+            break
+        keep.remove(HEADERS.index(name))
+    w = widths()
+    if width is not None and total(w) > width:
+        w = widths(name_cap=w[1] - (total(w) - width))
+    lines = []
+    for k, c in enumerate(cells):
+        row = [c[i] for i in keep]
+        if len(row[1]) > w[1]:
+            lines.append(f"{row[0]}  {row[1]}")
+            row[0] = row[1] = ""
+        lines.append("  ".join(x.ljust(wi) for x, wi in zip(row, w)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * wi for wi in w))
+    return lines
+
+
+def format_text(rows, meta, width=TEXT_WIDTH) -> str:
+    """The text report; `width` None: every column and unwrapped lines (--wide)."""
     cells = [HEADERS] + [_table_cells(r) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
     lines = []
     disagree = [r for r in rows if r.agreement is Agreement.DISAGREE]
     if disagree:
-        lines.append("!!! SYMBOLIC AND NUMERIC VERDICTS DISAGREE: "
-                     + ", ".join(f"{r.id}/{r.variant} (symbolic {r.symbolic_verdict}, numeric {r.verdict})"
-                                 for r in disagree) + " !!!")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    for c in cells[1:]:
-        lines.append("  ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip())
+        lines += _wrap("!!! SYMBOLIC AND NUMERIC VERDICTS DISAGREE: "
+                       + ", ".join(f"{r.id}/{r.variant} (symbolic {r.symbolic_verdict}, numeric {r.verdict})"
+                                   for r in disagree) + " !!!", width, "")
+    lines += _table(cells, width)
     lines.append("")
     for r in rows:
         if r.counterexample or r.note:
             lines.append(f"{r.id}/{r.variant}{'@' + str(r.layer) if r.layer is not None else ''}:")
             if r.counterexample:
-                lines.append(f"  counterexample: {counterexample_line(r.counterexample)}")
+                lines += _wrap(f"  counterexample: {counterexample_line(r.counterexample)}", width, "  ")
             if r.note:
-                lines.append(f"  note: {r.note}")
+                lines += _wrap(f"  note: {r.note}", width, "  ")
     lines.append("")
-    lines.append(f"seed {meta['seed']}, >= {meta['instances']} instances per group, {meta['seconds']:.1f} s, "
-                 f"git {meta['git_revision'][:12]}")
+    lines += legend_lines()
+    lines.append("")
+    lines += _wrap(footer(meta), width, "")
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +157,13 @@ def format_markdown(rows, meta) -> str:
         cells[3] = cells[3].replace(" !", " **DISAGREE**")
         ce = counterexample_line(r.counterexample)
         lines.append("| " + " | ".join(_md_escape(c) for c in cells + [f"`{ce}`" if ce != "-" else "-"]) + " |")
-    lines.append("")
-    lines.append(f"Seed {meta['seed']}, at least {meta['instances']} instances per group, git `{meta['git_revision'][:12]}`.")
+    notes = [r for r in rows if r.note]
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- `{r.id}/{r.variant}{'@' + str(r.layer) if r.layer is not None else ''}`: {_md_escape(r.note)}"
+                  for r in notes]
+    lines += ["", "Verdicts: " + "; ".join(f"**{v}**: {why}" for v, why in VERDICT_LEGEND.items()) + ".", ""]
+    lines.append(footer(meta) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +196,17 @@ def format_latex(rows, meta) -> str:
              " & ".join(_tex(h) for h in HEADERS) + r" \\", r"\midrule"]
     for r in rows:
         lines.append(" & ".join(_tex(c) for c in _table_cells(r)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    for r in rows:
+        if r.counterexample or r.note:
+            name = f"{r.id}/{r.variant}{'@' + str(r.layer) if r.layer is not None else ''}"
+            lines.append(r"\noindent\texttt{" + _tex(name) + "}:" + r" \\")
+            if r.counterexample:
+                lines.append(r"counterexample: \texttt{" + _tex(counterexample_line(r.counterexample)) + "}" + r" \\")
+            if r.note:
+                lines.append("note: " + _tex(r.note) + r" \\")
+            lines.append("")
+    lines.append(r"\noindent " + _tex(footer(meta)))
     return "\n".join(lines) + "\n"
 
 

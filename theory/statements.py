@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
@@ -762,8 +763,9 @@ def get(statement_id: str) -> Statement:
 
 
 def resolve(ids) -> tuple:
-    """Statements for a list of IDs (all when empty), validating each."""
-    return tuple(get(i) for i in ids) if ids else STATEMENTS
+    """Statements for a list of IDs (all when empty), validating each; an ID named twice is
+    listed once."""
+    return tuple(get(i) for i in dict.fromkeys(ids)) if ids else STATEMENTS
 
 
 def all_variants(statements=STATEMENTS):
@@ -783,26 +785,40 @@ def to_json_dict(statements=STATEMENTS) -> dict:
         for s in statements]}
 
 
-def format_text(statements=STATEMENTS) -> str:
+# The text list fits this many columns unless asked for its full width (--wide): long lines are
+# wrapped under their own indentation.
+TEXT_WIDTH = 100
+
+
+def format_text(statements=STATEMENTS, width=TEXT_WIDTH) -> str:
+    """The registry as text; `width` None: one line per item, however long."""
+    def put(first: str, indent: int):
+        if width is None or len(first) <= width:
+            lines.append(first)
+        else:
+            lines.extend(textwrap.wrap(first, width, subsequent_indent=" " * indent, break_on_hyphens=False))
     lines = []
     for s in statements:
-        lines.append(f"{s.id:<11} {s.title}  [{s.kind}]")
-        lines.append(f"{'':11} source: {s.source}")
-        lines.append(f"{'':11} hypotheses: {'; '.join(s.hypotheses)}")
+        put(f"{s.id:<11} {s.title}  [{s.kind}]", 12)
+        put(f"{'':11} source: {s.source}", 20)
+        put(f"{'':11} hypotheses: {'; '.join(s.hypotheses)}", 24)
         for v in s.variants:
-            lines.append(f"{'':11} - {v.name:<18} {v.relation:<10} {v.note}")
+            put(f"{'':11} - {v.name:<18} {v.relation:<10} {v.note}", 44)
         lines.append("")
     return "\n".join(lines)
 
 
-FORMATS = {"text": format_text, "json": lambda chosen: json.dumps(to_json_dict(chosen), indent=2)}
+FORMATS = {"text": format_text, "json": lambda chosen, width=None: json.dumps(to_json_dict(chosen), indent=2)}
 
 
 def main(argv=None) -> int:
     parser = cli.parser("python -m theory.statements", __doc__.split("\n")[0])
     parser.add_argument("--format", choices=tuple(FORMATS), default="text")
+    parser.add_argument("--wide", action="store_true",
+                        help=f"text: one line per item, however long (default: fit {TEXT_WIDTH} columns)")
     parser.add_argument("ids", nargs="*", help="statement IDs (default: all)")
-    return cli.run(parser, lambda args: print(FORMATS[args.format](resolve(args.ids))), argv,
+    return cli.run(parser, lambda args: print(FORMATS[args.format](resolve(args.ids),
+                                                                  width=None if args.wide else TEXT_WIDTH)), argv,
                    bad_input=(UnknownStatementError,))
 
 

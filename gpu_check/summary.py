@@ -46,19 +46,26 @@ def summarise_probes(run_dir: str) -> list:
     groups = {}
     path = os.path.join(run_dir, records.PROBES)
     for n, r in enumerate(records.read_jsonl(path), 1):
+        if not isinstance(r, dict):
+            raise ValueError(f"{path}: probe record {n} is not a JSON object: {str(r)[:60]}")
         if "error" in r:
             continue      # a layer the numeric layer rejected at that step: see probe_errors
         missing = PROBE_FIELDS.difference(r)
         if missing:
             raise ValueError(f"{path}: probe record {n} lacks the field(s) {', '.join(sorted(missing))}")
-        key = (r["statement"], r["variant"], r["layer"])
-        g = groups.setdefault(key, {"relation": Relation(r["relation"]), "network": r.get("network"),
+        try:
+            key = (str(r["statement"]), str(r["variant"]), str(r["layer"]))
+            relation, verdict, step = Relation(r["relation"]), Verdict(r["verdict"]), int(r["step"])
+            slack, rel, tol = _number(r["slack"]), _number(r["rel_slack"]), _number(r["tolerance"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: probe record {n} has a field of the wrong kind ({err})") from None
+        g = groups.setdefault(key, {"relation": relation, "network": r.get("network"),
                                     "steps": [], "slack": [], "rel": [], "tol": [], "verdicts": set()})
-        g["verdicts"].add(Verdict(r["verdict"]))
-        g["steps"].append(int(r["step"]))
-        g["slack"].append(_number(r["slack"]))
-        g["rel"].append(_number(r["rel_slack"]))
-        g["tol"].append(_number(r["tolerance"]))
+        g["verdicts"].add(verdict)
+        g["steps"].append(step)
+        g["slack"].append(slack)
+        g["rel"].append(rel)
+        g["tol"].append(tol)
     rows = []
     for (statement, variant, layer), g in groups.items():
         slack, rel, tol = np.array(g["slack"]), np.array(g["rel"]), np.array(g["tol"])

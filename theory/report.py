@@ -36,7 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from gpu_check.trajectory_report import trajectory_report  # noqa: E402
+from gpu_check.trajectory_report import run_meta, trajectory_report  # noqa: E402
 from numeric.report import NumericRequest, errata, numeric_report  # noqa: E402
 from numeric.sweep import default_workers, estimated_seconds  # noqa: E402
 from theory import cli  # noqa: E402
@@ -139,6 +139,14 @@ class Progress:
         self.stream.flush()
 
 
+def _warner(stderr):
+    """warn(message): one line on stderr, 'warning: ' unless the message says it is a note."""
+    def warn(message):
+        line = cli.one_line(message)
+        stderr.write(line + "\n" if line.startswith("note: ") else f"warning: {line}\n")
+    return warn
+
+
 def _report(args, stdout, stderr) -> int:
     statements = resolve(args.only)
     target = args.errata or args.out
@@ -152,7 +160,7 @@ def _report(args, stdout, stderr) -> int:
         return cli.EXIT_OK
     start = time.perf_counter()
     if args.trajectory:
-        rows = trajectory_report(args.trajectory, statements, SymbolicSource(args.symbolic))
+        rows = trajectory_report(args.trajectory, statements, SymbolicSource(args.symbolic), warn=_warner(stderr))
     else:
         estimate = estimated_seconds(args.instances, default_workers())
         if estimate > MAX_ESTIMATED_S:
@@ -162,11 +170,11 @@ def _report(args, stdout, stderr) -> int:
         progress = Progress(stderr)
         request = NumericRequest(instances=args.instances, seed=args.seed, symbolic=SymbolicSource(args.symbolic),
                                  counterexamples=args.counterexamples == "search")
-        rows = numeric_report(statements, request, progress=progress,
-                              warn=lambda message: stderr.write(f"warning: {cli.one_line(message)}\n"))
+        rows = numeric_report(statements, request, progress=progress, warn=_warner(stderr))
         progress.finish()
-    meta = {"seed": args.seed, "instances": args.instances, "versions": package_versions(),
-            "git_revision": git_revision(), "seconds": round(time.perf_counter() - start, 3)}
+    source = run_meta(args.trajectory) if args.trajectory else {"seed": args.seed, "instances": args.instances}
+    meta = {**source, "versions": package_versions(), "git_revision": git_revision(),
+            "seconds": round(time.perf_counter() - start, 3)}
     text = format_text(rows, meta, width=None if args.wide else TEXT_WIDTH) if args.format == "text" \
         else FORMATS[args.format](rows, meta)
     if args.out:

@@ -139,9 +139,18 @@ def cache_document(verdicts) -> str:
                       indent=1, sort_keys=True) + "\n"
 
 
-def outputs() -> dict:
+def _quiet(message: str) -> None:
+    pass
+
+
+def outputs(progress=_quiet) -> dict:
+    """{path: text} of every generated file; ``progress(message)`` before each slow step."""
+    progress("symbolic verdicts of every variant (about a minute without the cache)")
     verdicts = symbolic_verdicts()
-    files = {ROOT / "docs" / "derivations" / f"{s.id}.md": statement_document(s, verdicts) for s in STATEMENTS}
+    files = {}
+    for i, s in enumerate(STATEMENTS, 1):
+        progress(f"{s.id} ({i}/{len(STATEMENTS)}): derivation and counterexample")
+        files[ROOT / "docs" / "derivations" / f"{s.id}.md"] = statement_document(s, verdicts)
     files[ROOT / "docs" / "index.md"] = index_document(verdicts)
     files[VERDICT_CACHE] = cache_document(verdicts)
     return files
@@ -152,7 +161,7 @@ def stale_files() -> list:
 
 
 def _generate(args) -> int:
-    files = outputs()
+    files = outputs(progress=lambda message: print(f"docs: {message}", file=sys.stderr, flush=True))
     if args.check:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
         for p in stale:

@@ -17,6 +17,7 @@ certified one.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
@@ -69,6 +70,13 @@ class CheckResult:
 # Exact numbers
 # ---------------------------------------------------------------------------------------------
 
+# The largest decimal exponent accepted (|e| in "1e-300"): exact arithmetic on a number of a
+# million digits would run for hours; 1000 digits is far beyond any float64 (|e| <= 308) and
+# still costs microseconds per operation.
+MAX_DECIMAL_EXPONENT = 1000
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d+)\s*$")
+
+
 def exact_number(value, key: str) -> Fraction:
     """An int, Fraction or exact decimal/ratio string as a Fraction; anything else is an error
     naming the key (floats are refused: 0.1 as a float is not 1/10 -- write "0.1")."""
@@ -83,10 +91,14 @@ def exact_number(value, key: str) -> Fraction:
         text = value.strip()
         if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise CheckInputError(f"{key}: {value!r} is not a finite number")
+        exponent = _EXPONENT.search(text)
+        if exponent and len(exponent.group(1).lstrip("+-")) > 6 or exponent and \
+                abs(int(exponent.group(1))) > MAX_DECIMAL_EXPONENT:
+            raise CheckInputError(f"{key}: {value[:40]!r} has a decimal exponent beyond +-{MAX_DECIMAL_EXPONENT}")
         try:
             return Fraction(text)
         except (ValueError, ZeroDivisionError):
-            raise CheckInputError(f"{key}: {value!r} is not a number (use e.g. 3, \"1/3\", \"0.1\")") from None
+            raise CheckInputError(f"{key}: {value[:40]!r} is not a number (use e.g. 3, \"1/3\", \"0.1\")") from None
     raise CheckInputError(f"{key}: expected a number, got {type(value).__name__}")
 
 

@@ -18,7 +18,7 @@ import json
 import sys
 from fractions import Fraction
 
-from numeric.check import CheckInputError, check
+from numeric.check import CheckInputError, check, exact_number
 from theory import cli
 from theory.statements import UnknownStatementError, get
 from theory.vocab import VERDICT_LEGEND
@@ -30,19 +30,29 @@ def _no_constant(name):
     raise CheckInputError(f"{name} is not a finite number")
 
 
+def _json_number(text: str) -> Fraction:
+    return exact_number(text, f"the JSON number {text[:40]}")
+
+
 def parse_input_text(text: str) -> dict:
     """JSON with every number kept exact (a JSON number becomes the Fraction of its decimal text)."""
     try:
-        return json.loads(text, parse_float=Fraction, parse_int=int, parse_constant=_no_constant)
+        return json.loads(text, parse_float=_json_number, parse_int=_json_number, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise CheckInputError(f"input is not JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise CheckInputError("input is not a checkable JSON object: nested too deeply") from None
 
 
 def read_input(path: str) -> dict:
-    if path == "-":
-        return parse_input_text(sys.stdin.read())
-    with open(path, encoding="utf-8") as f:
-        return parse_input_text(f.read())
+    try:
+        if path == "-":
+            return parse_input_text(sys.stdin.read())
+        with open(path, encoding="utf-8") as f:
+            return parse_input_text(f.read())
+    except UnicodeDecodeError as err:
+        raise CheckInputError(f"{'stdin' if path == '-' else path}: not UTF-8 text ({err.reason} at byte "
+                              f"{err.start})") from None
 
 
 def format_text(results) -> str:

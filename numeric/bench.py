@@ -38,8 +38,10 @@ from theory import bn, cli  # noqa: E402
 SIZES = (32, 256, 1024)
 # At m = 2 (eps = 0) the gradient through BatchNorm is exactly 0 for every batch: both sides are
 # rounding noise and their relative difference means nothing, so the benchmark starts at m = 3.
-MIN_SIZE = 3
-WHY_MIN_SIZE = "at m = 2 the gradient through BatchNorm is exactly 0, nothing to compare"
+# The largest: the Hessian case holds H (m x m float64) per instance, and torch.func's vmap(hessian)
+# several times that; at m = 4096 one H is 128 MiB.
+MIN_SIZE, MAX_SIZE = 3, 4096
+WHY_SIZE = f"at m = 2 the gradient through BatchNorm is exactly 0, nothing to compare; above {MAX_SIZE} H does not fit"
 # Instances per size for the smoke run (--quick): noisy timings, the same code paths.
 QUICK = {"grad-norm": {32: 200, 256: 20, 1024: 4}, "hessian-forms": {32: 50, 256: 4, 1024: 1}}
 # The full run sizes each case's working set (all instances' inputs together) to at least
@@ -296,7 +298,7 @@ def _bench(args) -> int:
 def main(argv=None) -> int:
     parser = cli.parser("python -m numeric.bench", __doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print {\"rows\": [...]} as JSON")
-    parser.add_argument("--sizes", type=cli.int_at_least(MIN_SIZE, WHY_MIN_SIZE), nargs="+", default=list(SIZES),
+    parser.add_argument("--sizes", type=cli.int_between(MIN_SIZE, MAX_SIZE, WHY_SIZE), nargs="+", default=list(SIZES),
                         metavar="M")
     parser.add_argument("--quick", action="store_true", help="few instances (a smoke test, noisy timings)")
     parser.add_argument("--seed", type=cli.seed, default=0)

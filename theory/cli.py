@@ -149,6 +149,18 @@ def int_at_least(low: int, why: str = ""):
     return parse
 
 
+def int_between(low: int, high: int, why: str = ""):
+    """The type of an integer in [low, high]; ``why`` says why in the message."""
+    def parse(text: str) -> int:
+        n = _integer(text)
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}]{f' ({why})' if why else ''}, "
+                                             f"got {n}")
+        return n
+    parse.__name__ = f"int_between_{low}_{high}"
+    return parse
+
+
 def seed(text: str) -> int:
     """A random seed: an integer in [0, SEED_LIMIT)."""
     n = _integer(text)

@@ -1,0 +1,227 @@
+"""Every command line, fuzzed in-process: hypothesis builds argument lists (valid and invalid
+values, odd paths, huge and negative numbers, repeated flags, stray tokens) and calls each CLI's
+``main``.  Every outcome must be an exit status the CLI documents -- 0; 2 with exactly one line
+``error: ...`` on stderr and nothing on stdout; the few others a CLI names (theory.docs --check:
+1; gpu_check.run: see RUN_CODES) -- never a traceback, and nothing half-written: no temporary
+file left behind, and after a failure every file that was there is unchanged and nothing new
+exists.
+
+Work is capped so that the whole module runs in about half a minute (it is part of the default
+suite): the report is asked for a handful of instances of one cheap statement (or a request it
+refuses up front), the benchmark for m = 3 at --quick, a training run for the smoke preset with
+a few steps; theory.docs is only given argument lists with at least one bad token (a valid run
+rewrites the committed docs or takes a minute).  The examples are derandomized: the suite sees
+the same argument lists every time (a failure reproduces), and a new CLI must be added to
+CATALOG (a test checks that every CLI is).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.test_bad_input import CLIS
+
+# torch.func scripts a helper on first use and warns that torch.jit.script is deprecated (torch's
+# own code, as in tests/test_bench.py)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+BAD_INTS = ["0", "-1", "-7", "4294967296", "99999999999999999999999999", "1e3", "0x10", "", "abc", " 5", "3.5",
+            "nan"]
+SEEDS = st.sampled_from(["0", "7", "4294967295"] + BAD_INTS)
+# statements whose report at a few instances takes well under a second
+CHEAP_IDS = ["fact-c1", "fact-c2", "hessian-c", "obs-4.3", "lemma-4.5", "def-2.1", "thm-4.1", "thm-4.4"]
+IDS = st.sampled_from(CHEAP_IDS + ["thm-9.9", "", "THM-4.1", "thm-4.1 ", "--", "fact-c1,fact-c2"])
+# placeholders, replaced by paths in each example's sandbox (see _sandbox)
+PATHS = st.sampled_from(["{new}", "{file}", "{dir}", "{run}", "{missing}/x", "{link}", "{dir}/", "/dev/null",
+                         "/proc/version", "", "-"])
+JUNK = st.sampled_from(["--frobnicate", "-x", "stray", "--", "--help=1", "-", "\x00", "é", "--format"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8)
+    | st.sampled_from(["1/3", "0.1", "1e-3", "1e999999", "nan", "-inf", "1/0"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["y", "g", "gamma", "beta", "eps", "H", "lambda", "X", "t", "W0", "inputs", "m"]), inner,
+        max_size=6),
+    max_leaves=20)
+
+
+def _opt(name, values):
+    return st.tuples(st.just(name), values).map(list)
+
+
+def _flag(name):
+    return st.just([name])
+
+
+def _argv(groups, prefix=(), suffix=st.just([])):
+    return st.tuples(st.lists(st.one_of(groups + [JUNK.map(lambda j: [j])]), max_size=5), suffix).map(
+        lambda p: list(prefix) + [token for group in p[0] for token in group] + p[1])
+
+
+REPORT = _argv([
+    _opt("--instances", st.sampled_from(["1", "5", "12", "1000000000000"] + BAD_INTS)),
+    _opt("--seed", SEEDS),
+    _opt("--format", st.sampled_from(["text", "markdown", "json", "csv", "latex", "xml", ""])),
+    _opt("--only", IDS),
+    st.tuples(st.just("--only"), IDS, IDS).map(list),
+    _opt("--out", PATHS),
+    _opt("--trajectory", PATHS),
+    _opt("--errata", PATHS),
+    _opt("--symbolic", st.sampled_from(["cached", "off", "auto"])),
+    _opt("--counterexamples", st.sampled_from(["search", "skip", "none"])),
+    _flag("--wide"),
+], prefix=["--only", "obs-4.3", "--instances", "5"])
+
+STATEMENTS = _argv([_opt("--format", st.sampled_from(["text", "json", "yaml"])), _flag("--wide"),
+                    IDS.map(lambda i: [i])])
+
+CHECK = _argv([
+    _opt("--input", st.sampled_from(["{json}", "{file}", "{dir}", "{missing}/x", "-", "/dev/null", ""])),
+    _opt("--format", st.sampled_from(["text", "json", "csv"])),
+    st.sampled_from(["thm-4.1", "thm-4.1/printed", "thm-4.1/nope", "obs-4.3", "lemma-4.5/printed", "nope", "/",
+                     ""]).map(lambda t: [t]),
+])
+
+# theory.docs: always one bad token, so that no example rewrites the committed docs or runs a minute
+DOCS = _argv([_flag("--check")], suffix=st.sampled_from(["--frobnicate", "extra", "--check=yes", "-c"]).map(
+    lambda t: [t]))
+
+FAMILIES = _argv([_opt("--doc", PATHS)])
+
+BENCH = _argv([
+    _opt("--sizes", st.sampled_from(["3"] + BAD_INTS)),
+    _flag("--json"),
+    _opt("--seed", SEEDS),
+], prefix=["--quick", "--sizes", "3"])
+
+# strategy and the exit statuses each CLI documents
+CATALOG = {
+    "theory.report": (REPORT, {0, 2}),
+    "theory.statements": (STATEMENTS, {0, 2}),
+    "theory.check": (CHECK, {0, 2}),
+    "theory.docs": (DOCS, {2}),
+    "numeric.families": (FAMILIES, {0, 2}),
+    "numeric.bench": (BENCH, {0, 2}),
+}
+EXAMPLES = {"theory.report": 40, "numeric.bench": 8}
+
+
+def test_every_command_line_is_fuzzed():
+    missing = set(CLIS) - set(CATALOG)
+    assert not missing, f"add these CLIs to the fuzz test's CATALOG: {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------------------------
+# One example
+# --------------------------------------------------------------------------------------------
+
+def _sandbox(root: Path, json_text: str) -> dict:
+    """Paths an argument may name: a new file, an existing file, a directory, a finished run
+    directory, a missing directory, a symlink to the file, a JSON input."""
+    (root / "file.txt").write_text("keep\n")
+    (root / "dir").mkdir()
+    (root / "link").symlink_to(root / "file.txt")
+    (root / "input.json").write_text(json_text)
+    run = root / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"preset": "smoke", "norm": "bn", "seed": 0, "dln": {}},
+                                                 "git": {"revision": "0" * 40}}))
+    (run / "probes.jsonl").write_text(json.dumps({
+        "step": 0, "network": "dln", "layer": "dln/fc01", "channel": 0, "statement": "obs-4.3", "variant": "printed",
+        "relation": "==", "lhs": 1.0, "rhs": 1.0, "slack": 0.0, "rel_slack": 0.0, "tolerance": 1e-12,
+        "verdict": "equality"}) + "\n")
+    return {"new": str(root / "new.out"), "file": str(root / "file.txt"), "dir": str(root / "dir"),
+            "run": str(run), "missing": str(root / "missing"), "link": str(root / "link"),
+            "json": str(root / "input.json")}
+
+
+def _snapshot(root: Path) -> dict:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            out[str(path)] = ("link", os.readlink(path))
+        elif path.is_file():
+            out[str(path)] = ("file", path.read_bytes())
+        else:
+            out[str(path)] = ("dir", None)
+    return out
+
+
+@contextlib.contextmanager
+def _stdin(text: str):
+    saved = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
+def _fill(argv, paths):
+    out = []
+    for token in argv:
+        for key, value in paths.items():
+            token = token.replace("{" + key + "}", value)
+        out.append(token)
+    return out
+
+
+def check_one(module: str, argv: list, json_text: str, documented: set, capsys) -> None:
+    main = importlib.import_module(module).main
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        argv = _fill(argv, _sandbox(root, json_text))
+        before = _snapshot(root)
+        capsys.readouterr()
+        with _stdin(json_text):
+            code = main(argv)
+        out, err = capsys.readouterr()
+        after = _snapshot(root)
+    where = f"{module} {argv!r}"
+    assert code in documented, f"{where}: exit {code} not documented; stderr: {err[-500:]}"
+    assert "Traceback" not in err, f"{where}: {err}"
+    if code == 2:
+        assert out == "", f"{where}: exit 2 with output on stdout"
+        assert err.startswith("error: ") and err.count("\n") == 1 and err.endswith("\n"), f"{where}: {err!r}"
+    leftovers = [p for p in after if p.endswith(".tmp") or "/.probe-" in p]
+    assert not leftovers, f"{where}: temporary files left behind: {leftovers}"
+    if code != 0:
+        assert after == before, f"{where}: exit {code} changed the files: " \
+            f"{sorted(set(after) ^ set(before)) or [p for p in after if after[p] != before.get(p)]}"
+
+
+@pytest.fixture(autouse=True)
+def _one_worker(monkeypatch):
+    """The sweep in-process, without forking a pool per example."""
+    import numeric.report
+    monkeypatch.setattr(numeric.report, "default_workers", lambda: 1)
+    from theory import report
+    monkeypatch.setattr(report, "default_workers", lambda: 1)
+
+
+def _fuzz(module):
+    strategy, documented = CATALOG[module]
+
+    @settings(max_examples=EXAMPLES.get(module, 25), deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(argv=strategy, value=JSON_VALUES)
+    def fuzz(capsys, argv, value):
+        check_one(module, argv, json.dumps(value), documented, capsys)
+    return fuzz
+
+
+@pytest.mark.parametrize("module", sorted(CATALOG))
+def test_every_outcome_is_a_documented_exit_status_without_traceback_or_half_written_file(module, capsys):
+    _fuzz(module)(capsys)

@@ -18,7 +18,6 @@ network)`` and ``__call__(ctx) -> list of records``; see ProbeHook and EvalHook.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
@@ -31,10 +30,12 @@ import numpy as np
 import torch
 
 from gpu_check import checkpoint, data, records
-from gpu_check.config import (RunConfig, config_from_dict, config_to_dict, resume_mismatches)
+from gpu_check.config import (BATCHNORM_KINDS, RunConfig, config_from_dict, config_to_dict,
+                              resume_mismatches)
 from gpu_check.measure import cost_table, describe_costs, measurement_hooks
-from gpu_check.models import Network, build_model
-from gpu_check.probes import Prober
+from gpu_check.models import NETWORK_INDEX, Network, build_model
+from gpu_check.probes import describe_model, preserved_rng
+from gpu_check.probing import Probe
 
 
 class RunError(ValueError):
@@ -129,24 +130,35 @@ class Hook(Protocol):
 
 
 class ProbeHook:
-    """The statements of the registry on the real network (gpu_check.probes)."""
+    """The statements of the registry on the real network: the attach API's Probe (the one probe
+    path, gpu_check.probing), whose records this loop writes."""
 
     name, file = "probes", records.PROBES
 
     def __init__(self, config: RunConfig):
         self.config = config
-        self.probers = {}
+        self.enabled = config.norm in BATCHNORM_KINDS and config.probe_every > 0
+        self.probes = {}
 
-    def prober(self, net: NetworkRun) -> Prober:
-        if net.name not in self.probers:
-            self.probers[net.name] = Prober(self.config, net.name, net.model)
-        return self.probers[net.name]
+    def probe(self, net: NetworkRun) -> Probe:
+        if net.name not in self.probes:
+            self.probes[net.name] = probe_of(self.config, net.name, net.model)
+        return self.probes[net.name]
 
     def due(self, step: int, net: NetworkRun) -> bool:
-        return self.prober(net).due(step) or (step == self.config.steps and self.prober(net).enabled)
+        return self.enabled and (step % self.config.probe_every == 0 or step == self.config.steps)
 
     def __call__(self, ctx: StepContext) -> list:
-        return self.prober(ctx.net)(ctx.step, ctx.net.model, ctx.inputs, ctx.target)
+        return self.probe(ctx.net).measure(ctx.step, lambda m: m.loss(m(ctx.inputs), ctx.target))
+
+
+def probe_of(config: RunConfig, network: str, model: Network) -> Probe:
+    """The Probe of one network of a run: layers named as norm_blocks() names them ('fc01',
+    'conv03'; records say 'dln/fc01'), the run's channel count, seed and probe dtype."""
+    return Probe(model, None, every=config.probe_every, channels=config.probe_channels, seed=config.seed,
+                 network=network, names={block.norm: name for name, block in model.norm_blocks()},
+                 stream=NETWORK_INDEX[network],
+                 dtype=torch.float64 if config.probe_dtype == "float64" else torch.float32)
 
 
 class EvalHook:
@@ -180,19 +192,6 @@ class EvalHook:
 def default_hooks(config: RunConfig) -> list:
     """Probes, evaluation, and the measurements named in ``config.measure`` (gpu_check.measure)."""
     return [ProbeHook(config), EvalHook(config)] + measurement_hooks(config)
-
-
-@contextlib.contextmanager
-def rng_preserved(device: torch.device):
-    """Run a block without changing any RNG state the training could read."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +237,7 @@ def train_step(net: NetworkRun, inputs, target) -> tuple:
 
 
 def check_fresh_dir(run_dir: str) -> None:
-    occupied = [n for n in (records.CONFIG, records.CHECKPOINT, records.METRICS, records.PROBES)
-                if os.path.exists(os.path.join(run_dir, n))]
+    occupied = records.occupied_by(run_dir)
     if occupied:
         raise RunError(f"{run_dir} already holds a run ({', '.join(occupied)}): pass --resume to continue "
                        "it, or choose a new --out")
@@ -355,7 +353,7 @@ def _run_hooks(hooks, ctx: StepContext, device, writer, session: dict) -> float:
             continue
         _sync(device)
         t0 = time.perf_counter()
-        with rng_preserved(device):
+        with preserved_rng([device]):
             rows = hook(ctx)
         _sync(device)
         dt = time.perf_counter() - t0
@@ -455,8 +453,9 @@ def describe(s: RunSummary) -> str:
 
 def run_metadata(config: RunConfig, device: torch.device, nets) -> dict:
     """config.json: everything needed to trace a result back to its code and rerun it."""
-    return {"config": config_to_dict(config), "seed": config.seed,
-            "packages": records.package_versions(), "git": records.git_revision(),
-            "device": records.device_description(device), "command": records.command_line(),
+    return {**records.provenance(device), "config": config_to_dict(config), "seed": config.seed,
+            "models": {n.name: describe_model(n.model) if config.norm in BATCHNORM_KINDS else
+                       {"class": f"{type(n.model).__module__}.{type(n.model).__qualname__}",
+                        "parameters": int(sum(p.numel() for p in n.model.parameters()))} for n in nets},
             "datasets": {n.name: n.dataset for n in nets},
             "torch_threads": torch.get_num_threads()}

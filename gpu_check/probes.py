@@ -276,15 +276,24 @@ class SiteRecorder:
         self._pending: dict = {}            # id(module) -> Site awaiting its z
         self._outputs: dict = {}            # id(output tensor) -> (tensor, layer, input x)
         self._skipped: dict = {}            # name -> why a call was not probed
+        self._handles = []
         for m in model.modules():
             if isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)):
-                m.register_forward_hook(self._linear_hook)
+                self._handles.append(m.register_forward_hook(self._linear_hook))
         for m in names:
             if is_torch_batchnorm(m):
-                m.register_forward_pre_hook(self._bn_pre_hook)
-                m.register_forward_hook(self._bn_hook)
+                self._handles.append(m.register_forward_pre_hook(self._bn_pre_hook))
+                self._handles.append(m.register_forward_hook(self._bn_hook))
             else:
                 m.probe_site = self._protocol_site(m)
+
+    def remove(self) -> None:
+        """Take every hook off the model again."""
+        for h in self._handles:
+            h.remove()
+        for m in self.names:
+            if not is_torch_batchnorm(m):
+                m.probe_site = None
 
     @contextlib.contextmanager
     def record(self):
@@ -292,9 +301,9 @@ class SiteRecorder:
         self.active = True
         try:
             yield self.sites
-        finally:
+        finally:               # the caller keeps the list it was given; the recorder keeps no tensor
             self.active = False
-            self._outputs = {}
+            self.sites, self._pending, self._outputs = [], {}, {}
 
     @property
     def skipped(self) -> dict:

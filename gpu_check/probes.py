@@ -507,20 +507,23 @@ def probe_rows(step: int, network, m: LayerMeasurement, results) -> list:
                 "verdict": str(r.verdicts[i]),
             })
     if m.lam is None:
-        for statement_id, variant in lambda_variants():
+        for statement_id, variant in lambda_variants(m.eps):
             rows.append({"step": step, "network": network, "layer": layer, "statement": statement_id,
                          "variant": variant.name, "relation": variant.relation, "verdict": "n/a",
                          "note": f"not applicable: {m.lam_note}"})
     return rows
 
 
-def lambda_variants() -> list:
-    """(statement id, variant) of the variants the probe evaluates only with lambda: they need a
-    lambda quantity and nothing the probe does not measure."""
+def lambda_variants(eps: float) -> list:
+    """(statement id, variant) of the variants that only lambda keeps from applying to a layer
+    with this eps: they need a lambda quantity and nothing else the probe does not measure, and
+    their epsilon scope admits eps."""
     measured = {"m", "gamma", "beta", "eps", "y", "mu", "sigma", "y_hat", "g", "grad_y_bn", "H_gg", "H_vv",
                 "hess_bn_vv", "H_frob"} | set(LAMBDA_QUANTITIES)
+    scope = "positive" if eps > 0 else "zero"
     return [(s.id, v) for s in STATEMENTS for v in s.variants
-            if set(v.requires) & set(LAMBDA_QUANTITIES) and set(v.requires) <= measured]
+            if set(v.requires) & set(LAMBDA_QUANTITIES) and set(v.requires) <= measured
+            and str(v.epsilon) in (scope, "any")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ def summarise_probes(run_dir: str) -> list:
     instances (the number of probes: channels x probed steps), violations, non_finite,
     first_step, last_step, min_slack, median_slack, max_slack, min_rel_slack, verdict
     ('violated' if any probe is, else 'equality' if every probe is within rounding of 0,
-    else 'holds')
+    else 'holds'); and one 'n/a' row, with its note, per (statement, variant, layer) that the
+    probes recorded as not applicable (e.g. Theorem 4.4 where no layer input X is known)
 
     Quantiles are over the finite slacks of all probed steps and channels; ``non_finite``
     counts the probes whose slack is NaN or infinite (never silently dropped); layers that could
@@ -38,10 +39,13 @@ def summarise_probes(run_dir: str) -> list:
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir!r} does not exist")
-    groups = {}
+    groups, not_applicable = {}, {}
     for r in records.read_jsonl(os.path.join(run_dir, records.PROBES)):
         if "error" in r:
             continue      # a layer the numeric layer rejected at that step: see probe_errors
+        if r.get("verdict") == "n/a":   # a variant the probe could not apply there, with the reason
+            not_applicable.setdefault((r["statement"], r["variant"], r["layer"]), (r, []))[1].append(int(r["step"]))
+            continue
         key = (r["statement"], r["variant"], r["layer"])
         g = groups.setdefault(key, {"relation": r.get("relation"), "network": r.get("network"),
                                     "steps": [], "slack": [], "rel": [], "tol": [], "verdicts": set()})
@@ -70,6 +74,13 @@ def summarise_probes(run_dir: str) -> list:
             "verdict": ("violated" if violations else
                         "equality" if g["verdicts"] == {"equality"} else "holds"),
         })
+    for (statement, variant, layer), (r, steps) in not_applicable.items():
+        if (statement, variant, layer) not in groups:
+            rows.append({"id": statement, "variant": variant, "relation": r.get("relation"), "layer": layer,
+                         "network": r.get("network"), "instances": 0, "violations": 0, "non_finite": 0,
+                         "first_step": min(steps), "last_step": max(steps), "min_slack": math.nan,
+                         "median_slack": math.nan, "max_slack": math.nan, "min_rel_slack": math.nan,
+                         "verdict": "n/a", "note": r.get("note", "")})
     return rows
 
 

@@ -120,7 +120,7 @@ TRAJECTORY_CONTRADICTIONS = {"equality": {"violated"}, "holds": {"violated"}}
 
 
 def agreement(symbolic: str, numeric: str, source: str = "numeric") -> str:
-    if symbolic in ("pending", "undetermined", "", None) or numeric in ("undetermined",):
+    if symbolic in ("pending", "undetermined", "", None) or numeric in ("undetermined", "n/a"):
         return "n/a"
     table = TRAJECTORY_CONTRADICTIONS if source == "trajectory" else CONTRADICTIONS
     if numeric in table.get(symbolic, set()):

@@ -340,3 +340,12 @@ def test_the_probe_runs_on_cuda_with_a_float64_shadow_on_the_models_device(tmp_p
     assert probe.core.shadow.stem.weight.dtype == torch.float64
     exact = [r for r in rows if (r["statement"], r["variant"]) == ("thm-4.1", "exact-epsilon")]
     assert exact and all(r["verdict"] == "equality" for r in exact)
+
+
+def test_the_probe_benchmark_refuses_unknown_models_and_a_run_without_a_directory(capsys):
+    from gpu_check import probe_bench
+
+    assert probe_bench.main(["--models", "alexnet"]) == 2
+    assert "unknown model(s) ['alexnet']" in capsys.readouterr().err
+    assert probe_bench.main(["--models", "resnet", "--run", "smoke"]) == 2
+    assert "--run needs --out" in capsys.readouterr().err

@@ -349,3 +349,12 @@ def test_the_probe_benchmark_refuses_unknown_models_and_a_run_without_a_director
     assert "unknown model(s) ['alexnet']" in capsys.readouterr().err
     assert probe_bench.main(["--models", "resnet", "--run", "smoke"]) == 2
     assert "--run needs --out" in capsys.readouterr().err
+
+
+def test_a_sync_batchnorm_in_a_single_process_is_probed_like_batchnorm(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 5), nn.SyncBatchNorm(5), nn.Tanh(), nn.Linear(5, 1))
+    x, t = vector_data(d=4, out=1)
+    with gpu_check.attach(model, out=str(tmp_path / "r"), every=1, channels=2) as probe:
+        rows = probe.step(0, lambda m: F.mse_loss(m(x), t))
+    exact = [r for r in rows if (r["statement"], r["variant"]) == ("thm-4.1", "exact-epsilon")]
+    assert {r["layer"] for r in exact} == {"1"} and all(r["verdict"] == "equality" for r in exact)

@@ -49,7 +49,7 @@ class Probe:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ProbeError(f"seed = {seed!r}: seeds are non-negative integers")
         self.core = ModelProbe(model, channels, seed, names=names, network=network, stream=stream, dtype=dtype)
-        self.out, self.writer, self.seconds, self.count = out, None, 0.0, 0
+        self.out, self.writer, self.seconds, self.count, self.last_seconds = out, None, 0.0, 0, 0.0
         self._described = False
         if out is not None:
             self._open(os.fspath(out), model, seed, dtype)

@@ -358,3 +358,44 @@ def test_a_sync_batchnorm_in_a_single_process_is_probed_like_batchnorm(tmp_path)
         rows = probe.step(0, lambda m: F.mse_loss(m(x), t))
     exact = [r for r in rows if (r["statement"], r["variant"]) == ("thm-4.1", "exact-epsilon")]
     assert {r["layer"] for r in exact} == {"1"} and all(r["verdict"] == "equality" for r in exact)
+
+
+class ScaledBN(nn.Module):
+    """A custom layer implementing gpu_check.probes.ProbeableNormalisation: training-mode
+    BatchNorm through F.batch_norm, then a fixed affine map the statements treat as downstream."""
+
+    is_batchnorm = True
+
+    def __init__(self, c, eps=1e-3):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.rand(c) + 0.5), nn.Parameter(torch.randn(c))
+        self.num_features, self.eps, self.probe_site = c, eps, None
+
+    @property
+    def gamma(self):
+        return self.weight
+
+    @property
+    def beta(self):
+        return self.bias
+
+    def forward(self, y):
+        if self.probe_site is not None:
+            y = self.probe_site("y", y)
+        z = F.batch_norm(y, None, None, self.weight, self.bias, training=True, eps=self.eps)
+        if self.probe_site is not None:
+            z = self.probe_site("z", z)
+        return 2 * z + 1
+
+
+def test_a_custom_module_implementing_the_protocol_is_probed_at_its_batchnorm_map(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), ScaledBN(6), nn.Tanh(), nn.Linear(6, 1))
+    x, t = vector_data(d=4, out=1)
+    with gpu_check.attach(model, out=str(tmp_path / "r"), every=1, channels=3) as probe:
+        rows = probe.step(0, lambda m: F.mse_loss(m(x), t))
+    exact = [r for r in rows if (r["statement"], r["variant"]) in (("thm-4.1", "exact-epsilon"),
+                                                                   ("thm-4.4", "exact-epsilon"))]
+    assert len(exact) == 6 and {r["layer"] for r in exact} == {"1"}
+    assert all(r["verdict"] == "equality" for r in exact)
+    assert model[1].probe_site is None                   # the user's module is not hooked

@@ -5,9 +5,11 @@
 
 For each model, measured in this process on one torch thread (as the runs train):
 
-* ``step_s``: one training step (forward, loss, backward, SGD update), mean over ``STEP_SAMPLES``;
+* ``step_s``: one training step (forward, loss, backward, SGD update);
 * ``probe_s``: one probe (gpu_check.probing.Probe.measure: the float64 shadow, hooks, every
-  Hessian-vector product, lambda, the registry), the median of ``--repeats`` after one warm-up;
+  Hessian-vector product, lambda, the registry);
+  both medians over ``--repeats`` rounds of STEP_SAMPLES steps and one probe, so that they share
+  the machine's load of the moment;
 * ``per_layer_channel_s`` = probe_s / (sites x channels);
 * ``share`` = probe time / run time of the preset's schedule (probes at every ``probe_every``
   steps and at the last), estimated from the two measured times:
@@ -19,8 +21,10 @@ three residual stages, 64 random 16 x 16 images a step) built here, probed on vg
 schedule.  ``--run PRESET --out DIR``
 also trains the preset for real and reports the probe share its summary measured.
 
-Both times share the machine's load at the moment, so the share (a ratio) is steadier than
-either time; the machine and its load average are printed with the results.
+The estimate leaves out checkpoints and evaluation (a real run's share is a little lower) and
+depends on the load: a loaded CPU slows the many small ops of a training step more than a
+probe's larger ones.  ``--run`` measures the real thing.  The machine and its load average are
+printed with the results.
 """
 from __future__ import annotations
 
@@ -117,6 +121,8 @@ def _setup(name: str):
 
 
 def measure_cost(name: str, repeats: int) -> ProbeCost:
+    """``repeats`` rounds, each STEP_SAMPLES training steps then one probe, so both times see the
+    machine's load of the same moment; medians over the rounds, after one warm-up round."""
     model, opt, x, t, loss_fn, probe, config = _setup(name)
 
     def train_step():
@@ -124,18 +130,18 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
         loss_fn(model(x), t).backward()
         opt.step()
 
-    train_step()
-    t0 = time.perf_counter()
-    for _ in range(STEP_SAMPLES):
-        train_step()
-    step_s = (time.perf_counter() - t0) / STEP_SAMPLES
     closure = lambda m: loss_fn(m(x), t)  # noqa: E731
+    train_step()
     probe.measure(0, closure)                                              # warm-up
-    times = []
+    step_times, probe_times = [], []
     for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(STEP_SAMPLES):
+            train_step()
+        step_times.append((time.perf_counter() - t0) / STEP_SAMPLES)
         probe.measure(0, closure)
-        times.append(probe.last_seconds)
-    probe_s = statistics.median(times)
+        probe_times.append(probe.last_seconds)
+    step_s, probe_s = statistics.median(step_times), statistics.median(probe_times)
     sites = len(probe.core.sites_seen)
     channels = max(len(c) for c in probe.core.channels.values())
     n_probes = len(set(range(0, config.steps + 1, config.probe_every)) | {config.steps})

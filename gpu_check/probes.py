@@ -119,9 +119,14 @@ def is_normalisation(module) -> bool:
     return isinstance(module, ProbeableNormalisation) and bool(module.is_batchnorm)
 
 
-def find_normalisations(model) -> list:
+def normalisations(model) -> list:
     """(name, module) of every normalisation layer of BatchNorm kind, in named_modules order."""
-    found = [(name, m) for name, m in model.named_modules() if is_normalisation(m)]
+    return [(name, m) for name, m in model.named_modules() if is_normalisation(m)]
+
+
+def find_normalisations(model) -> list:
+    """normalisations(model), refusing a model without any (nothing to probe)."""
+    found = normalisations(model)
     if not found:
         raise ProbeError(
             f"{type(model).__name__} has no BatchNorm module (torch.nn.BatchNorm1d/2d/3d, SyncBatchNorm, or a "
@@ -150,6 +155,14 @@ def affine_parameters(module) -> tuple:
     return gamma, beta, float(eps)
 
 
+def uses_batch_statistics(module) -> bool:
+    """Whether the layer's map is now training-mode BatchNorm (torch's BatchNorm without running
+    statistics normalises by the batch's in eval mode too)."""
+    if is_torch_batchnorm(module):
+        return module.training or module.running_mean is None
+    return module.training
+
+
 def num_features(module) -> int:
     return int(module.num_features)
 
@@ -157,7 +170,7 @@ def num_features(module) -> int:
 def describe_normalisations(model) -> list:
     """config.json's account of a model's normalisation layers (names of named_modules)."""
     out = []
-    for name, m in find_normalisations(model):
+    for name, m in normalisations(model):
         d = {"name": name, "type": type(m).__name__, "num_features": num_features(m),
              "eps": float(m.eps), "training": bool(m.training)}
         if is_torch_batchnorm(m):
@@ -316,7 +329,7 @@ class SiteRecorder:
     def _on_y(self, module, y):
         if not self.active:
             return y
-        if not module.training:
+        if not uses_batch_statistics(module):
             self._skipped[self.names[module]] = "in eval mode: its map uses the running statistics, not the batch's"
             return y
         entry = self._outputs.get(id(y))

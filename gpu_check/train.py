@@ -459,8 +459,6 @@ def describe(s: RunSummary) -> str:
 def run_metadata(config: RunConfig, device: torch.device, nets) -> dict:
     """config.json: everything needed to trace a result back to its code and rerun it."""
     return {**records.provenance(device), "config": config_to_dict(config), "seed": config.seed,
-            "models": {n.name: describe_model(n.model) if config.norm in BATCHNORM_KINDS else
-                       {"class": f"{type(n.model).__module__}.{type(n.model).__qualname__}",
-                        "parameters": int(sum(p.numel() for p in n.model.parameters()))} for n in nets},
+            "models": {n.name: describe_model(n.model) for n in nets},
             "datasets": {n.name: n.dataset for n in nets},
             "torch_threads": torch.get_num_threads()}

@@ -19,6 +19,7 @@ out``.  gpu_check.run's own training loop probes its networks through the same `
 """
 from __future__ import annotations
 
+import numbers
 import os
 import time
 
@@ -30,10 +31,10 @@ from gpu_check.probes import ModelProbe, ProbeError, describe_model, model_devic
 __all__ = ["attach", "Probe", "ProbeError"]
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProbeError(f"{name} = {value!r}: must be a positive integer")
-    return value
+def _integer(value, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ProbeError(f"{name} = {value!r}: must be an integer >= {least}")
+    return int(value)
 
 
 class Probe:
@@ -44,10 +45,9 @@ class Probe:
                  stream: int = 0, dtype=torch.float64):
         if not isinstance(model, torch.nn.Module):
             raise ProbeError(f"attach needs a torch.nn.Module, got {type(model).__name__}")
-        self.every = _positive_int(every, "every")
-        self.channels = _positive_int(channels, "channels")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ProbeError(f"seed = {seed!r}: seeds are non-negative integers")
+        self.every = _integer(every, "every", 1)
+        self.channels = _integer(channels, "channels", 1)
+        seed = _integer(seed, "seed", 0)
         self.core = ModelProbe(model, channels, seed, names=names, network=network, stream=stream, dtype=dtype)
         self.out, self.writer, self.seconds, self.count, self.last_seconds = out, None, 0.0, 0, 0.0
         self._described = False
@@ -78,8 +78,7 @@ class Probe:
     def step(self, step: int, closure) -> list:
         """Probe at ``step`` if it is due (before the optimiser's update of that step); returns the
         records written (empty when not due)."""
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ProbeError(f"step = {step!r}: steps are non-negative integers")
+        step = _integer(step, "step", 0)
         if not self.due(step):
             return []
         if self.out is not None and self.writer is None:

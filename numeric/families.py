@@ -69,7 +69,8 @@ GROUPS = {
     "free-eps": "eps = 1e-5 (torch's default); every head; full matrices for m <= 64",
     "relative-norm-eps0": ("eps = 0, m >= 3; H replaced by H + t v v^T with t chosen so that H preserves the "
                            "relative norms of g and v = grad_y_bn (Theorem 4.2's second display, Theorem C.1's "
-                           "'same conditions'); the maxima of Theorem C.1 for m <= 64"),
+                           "'same conditions'); t may be negative, so a PSD head's H can become indefinite (a "
+                           "counterexample's label is read off its exact H); the maxima of Theorem C.1 for m <= 64"),
 }
 GROUP_EPS = {"free-eps0": 0.0, "free-eps": 1e-5, "relative-norm-eps0": 0.0}
 SCALES = {
@@ -440,8 +441,7 @@ def markdown() -> str:
             "(the registry's reading).  Theorem 4.4's maxima are in closed form: lambda^2 ||u||^2.", ""]
     out += dln.markdown_section()
     out += ["## Lemma 4.5: toy regression", "",
-            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets) when that",
-            "module is present; the report marks the rows pending otherwise.", ""]
+            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets).", ""]
     return "\n".join(out)
 
 

@@ -44,7 +44,7 @@ def test_verdicts_are_the_documented_ones_and_printed_theorem_4_1_is_violated(js
     assert {r["verdict"] for r in json_report["rows"]} <= {"holds", "equality", "violated", "conditional",
                                                           "undetermined", "definition"}
     bad = rows[("thm-4.1", "printed")]
-    assert bad["verdict"] == "violated" and bad["counterexample"]["m"] == 2 and bad["min_rel_slack"] < 0
+    assert bad["verdict"] == "violated" and bad["counterexample"]["m"] == 3 and bad["min_rel_slack"] < 0
     assert rows[("thm-4.1", "exact")]["verdict"] == "equality"
     assert rows[("thm-4.1", "drop-correlation")]["verdict"] == "holds"
 
@@ -75,7 +75,7 @@ def test_text_is_an_aligned_table_with_counterexamples(rows):
     text = report.format_text(rows, META)
     header = text.splitlines()[0]
     assert header.startswith("id") and "min rel" in header
-    assert "counterexample: m=2" in text
+    assert "counterexample: m=3" in text
 
 
 def test_markdown_is_a_github_table(rows):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import sympy as sp
 
-from theory import derive, symbols as S
-from theory.counterexamples import smallest_counterexample
+from numeric.counterexample import SearchFailure, smallest_counterexample
 from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
+from theory.vocab import Relation, Setting, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICT_CACHE = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
@@ -56,23 +56,38 @@ def _calculus_section() -> list:
     ]
 
 
+def _latex_value(value) -> str:
+    if isinstance(value, list):
+        rows = value if value and isinstance(value[0], list) else [[x] for x in value]
+        return sp.latex(sp.Matrix([[sp.Rational(x) for x in row] for row in rows]))
+    return sp.latex(sp.Rational(value))
+
+
 def _counterexample_lines(statement, variant) -> list:
-    cx = smallest_counterexample(statement.id, variant.name)
+    """The variant's counterexample from numeric.counterexample, the one the report and the errata show."""
+    cx = smallest_counterexample(statement, variant)
     if cx is None:
-        if statement.id == "lemma-4.5" and variant.name == "printed":
-            from theory.lemma45 import minimal_counterexample
-            lc = minimal_counterexample()
-            return ["Smallest counterexample (exact, `theory.lemma45.minimal_counterexample`): data "
-                    f"$X = {sp.latex(lc.X)}$, targets $t = {sp.latex(lc.t.T)}^\\top$, "
-                    f"$W_0 = W^* = {sp.latex(lc.W_star.T)}^\\top$; the BN optima are the ray through "
-                    f"${sp.latex(lc.bn_direction.T)}^\\top$; LHS $= {sp.latex(lc.lhs)}$, RHS $= {sp.latex(lc.rhs)}$.", ""]
         return []
-    inputs = ", ".join(f"{k} = ${sp.latex(sp.sympify(v)) if not isinstance(v, list) else sp.latex(sp.Matrix(v))}$"
-                       for k, v in cx.inputs.items())
-    return [f"Smallest counterexample (exact, `theory.counterexamples`): {inputs}.", "",
-            f"$$\\text{{LHS}} = {sp.latex(cx.lhs if not isinstance(cx.lhs, sp.MatrixBase) else cx.lhs.T)},\\quad "
-            f"\\text{{RHS}} = {sp.latex(cx.rhs if not isinstance(cx.rhs, sp.MatrixBase) else cx.rhs.T)},\\quad "
-            f"\\text{{slack}} = {sp.latex(cx.slack)} \\approx {float(sp.N(cx.slack, 20)):.6g}$$", ""]
+    if isinstance(cx, SearchFailure):
+        raise RuntimeError(str(cx))
+    inputs = ", ".join(f"{k} = ${_latex_value(v)}$" for k, v in cx.inputs.items())
+    lines = [f"Smallest counterexample (`numeric.counterexample`, certified {cx.certified}; {cx.origin}): "
+             f"m = {cx.m}, {inputs}.", ""]
+    if "H" in cx.derived:
+        lines += [f"H is {cx.derived['H']}.", ""]
+    exact = cx.exact
+    if "slack" in exact:
+        slack = sp.sympify(exact["slack"])
+        lines += [f"$$\\text{{LHS}} = {sp.latex(sp.sympify(exact['lhs']))},\\quad "
+                  f"\\text{{RHS}} = {sp.latex(sp.sympify(exact['rhs']))},\\quad "
+                  f"\\text{{slack}} = {sp.latex(slack)} \\approx {float(sp.N(slack, 20)):.6g}$$", ""]
+    elif "lhs_minus_rhs" in exact:
+        diff = sp.Matrix([sp.sympify(e) for e in exact["lhs_minus_rhs"]])
+        lines += [f"$$\\text{{LHS}} - \\text{{RHS}} = {sp.latex(diff.T)}^\\top$$", ""]
+    else:
+        lines += [f"LHS $\\in$ {cx.lhs}, RHS $\\in$ {cx.rhs}, slack $\\in$ {cx.slack} (interval arithmetic, 60 digits).",
+                  ""]
+    return lines
 
 
 def statement_document(statement, verdicts) -> str:
@@ -82,7 +97,7 @@ def statement_document(statement, verdicts) -> str:
              "## As printed (literal, from the extraction)", "", "$$", s.printed_latex, "$$", "",
              "## Reading", "", s.reading, "", "## Hypotheses", ""]
     lines += [f"- {h}" for h in s.hypotheses] + [""]
-    if s.setting in ("bn-channel", "weight-space"):
+    if s.setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE):
         lines += _calculus_section()
     lines += ["## Variants", ""]
     for v in s.variants:
@@ -93,12 +108,12 @@ def statement_document(statement, verdicts) -> str:
             lines += ["Extra hypotheses: " + "; ".join(v.extra_hypotheses) + "."]
         lines += [""]
         if verdict.slack:
-            name = "residual (LHS - RHS)" if v.relation == "==" else "slack (RHS - LHS)"
+            name = "residual (LHS - RHS)" if v.relation is Relation.EQ else "slack (RHS - LHS)"
             lines += [f"Exact {name}, as derived:", "", f"$$ {verdict.slack} $$", ""]
         if verdict.condition:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
-        if verdict.verdict == "violated":
+        if verdict.verdict is Verdict.VIOLATED:
             lines += _counterexample_lines(s, v)
     return "\n".join(lines).rstrip() + "\n"
 

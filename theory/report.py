@@ -49,14 +49,14 @@ import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from theory.vocab import Verdict  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCES = 10_000
 # Kept instances re-evaluated exactly per variant (most violated / most held first): up to
 # CERTIFY_TRIES each, stopping once CERTIFY_ENOUGH certificates say so.
 CERTIFY_TRIES = 4
 CERTIFY_ENOUGH = {"violated": 2, "holds": 1}
-# Wall-clock budget for the counterexample minimiser of one variant (seconds).
-MINIMISE_BUDGET_S = 2.0
 PROGRESS_AFTER_S = 2.0
 COLUMNS = ("id", "variant", "verdict", "symbolic_verdict", "instances", "violations", "min_slack",
            "median_slack", "max_slack", "min_rel_slack", "counterexample")
@@ -157,7 +157,8 @@ def numeric_verdict(variant, summary, certs_violated, certs_held) -> tuple:
         return "violated", ""
     if summary.violations:
         tried = len(certs_violated)
-        refuted = sum(c.verdict in ("undecided", "equality", "holds", "not-applicable") for c in certs_violated)
+        refuted = sum(c.verdict in (Verdict.UNDETERMINED, Verdict.EQUALITY, Verdict.HOLDS, Verdict.NOT_APPLICABLE)
+                      for c in certs_violated)
         if tried and refuted == tried and summary.violations <= tried:
             return ("equality" if variant.relation == "==" or not summary.holds else "holds",
                     f"{summary.violations} float violation(s) not confirmed by exact re-evaluation (rounding)")
@@ -179,24 +180,18 @@ def _finite(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
-def _certify_kept(statement, variant, kept, verdict):
-    from numeric.certify import certify
+def _certify_kept(statement, variant, kept, verdict, failures):
+    """Certificates of the kept instances (numeric.certify.certify_kept); each failure of exact
+    re-evaluation is appended to `failures` with its message."""
+    from numeric.certify import certify_kept
 
-    out = []
-    for k in kept:
-        if len(out) >= CERTIFY_TRIES or sum(c.verdict == verdict for c in out) >= CERTIFY_ENOUGH[verdict]:
-            break
-        if k.verdict != verdict:
-            continue
-        try:
-            out.append(certify(statement, variant, k.setting, k.inputs))
-        except (ValueError, ArithmeticError, ZeroDivisionError):
-            continue
-    return out
+    result = certify_kept(statement, variant, kept, Verdict(verdict), CERTIFY_TRIES, CERTIFY_ENOUGH[verdict])
+    failures += [f.message for f in result.failures]
+    return list(result.certificates)
 
 
 def numeric_rows(statements, instances, seed, progress=None, minimise=True, workers=None) -> list:
-    from numeric import minimise as minimiser
+    from numeric.counterexample import SearchFailure, smallest_counterexample
     from numeric.refine import refine_variant
     from numeric.sweep import run_sweep
 
@@ -207,22 +202,30 @@ def numeric_rows(statements, instances, seed, progress=None, minimise=True, work
     for s in statements:
         for v in s.variants:
             summary = sweep[(s.id, v.name)]
-            certs_v = _certify_kept(s, v, summary.most_violated, "violated")
-            certs_h = _certify_kept(s, v, summary.most_held, "holds") \
+            failures = []
+            certs_v = _certify_kept(s, v, summary.most_violated, "violated", failures)
+            certs_h = _certify_kept(s, v, summary.most_held, "holds", failures) \
                 if v.relation in ("<=", "<") and summary.holds else []
             verdict, note = numeric_verdict(v, summary, certs_v, certs_h)
+            for message in failures:
+                note = _join(note, f"exact re-evaluation failed: {message}")
+                print(f"{s.id}/{v.name}: exact re-evaluation failed: {message}", file=sys.stderr)
             counterexample = None
             # Float violations whose kept instances exact arithmetic did not confirm (e.g. a
-            # constraint met only to rounding) still get the minimiser, which builds exact inputs:
+            # constraint met only to rounding) still get the search, which builds exact inputs:
             # a certified counterexample from it settles the row as violated.
             if minimise and (verdict == "violated" or (verdict == "undetermined" and summary.violations)):
-                counterexample = minimiser.minimal_counterexample(
-                    s, v, seed=seed, deadline=time.monotonic() + MINIMISE_BUDGET_S)
-                if counterexample is None and verdict == "violated":
-                    note = _join(note, "no short counterexample within the budget; a certified float instance exists")
-                elif counterexample is not None and verdict != "violated":
-                    verdict = "violated"
-                    note = _join(note, "certified by the minimiser's exact counterexample")
+                found = smallest_counterexample(s, v)
+                if isinstance(found, SearchFailure):
+                    note = _join(note, str(found))
+                    print(str(found), file=sys.stderr)
+                elif found is None and verdict == "violated":
+                    note = _join(note, "no counterexample in the search space; a certified float instance exists")
+                elif found is not None:
+                    counterexample = found.to_dict()
+                    if verdict != "violated":
+                        verdict = "violated"
+                        note = _join(note, "certified by the search's exact counterexample")
             refined = None
             if v.relation in ("<=", "<"):
                 r = refine_variant(s, v, summary.most_violated)
@@ -438,7 +441,7 @@ def compact_json(d: dict) -> str:
 
 def errata_markdown(statements, seed: int) -> str:
     """docs/errata.md: each printed statement that fails, its certified counterexample, the exact form."""
-    from numeric.minimise import minimal_counterexample
+    from numeric.counterexample import SearchFailure, smallest_counterexample
 
     symbolic = symbolic_column(statements, "auto")
     out = ["# Errata", "",
@@ -452,9 +455,11 @@ def errata_markdown(statements, seed: int) -> str:
         printed = [v for v in s.variants if v.name.startswith("printed") and v.relation != "definition"]
         found = []
         for v in printed:
-            ce = minimal_counterexample(s, v, seed=seed)
+            ce = smallest_counterexample(s, v)
+            if isinstance(ce, SearchFailure):
+                raise RuntimeError(str(ce))
             if ce is not None:
-                found.append((v, ce))
+                found.append((v, ce.to_dict()))
         if not found:
             continue
         out += [f"## {s.id}: {s.title}", "", f"Source: {s.source}.", "", "As printed:", "", f"$$ {s.printed_latex} $$", ""]

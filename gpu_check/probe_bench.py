@@ -10,7 +10,9 @@ For each model, measured in this process on one torch thread (as the runs train)
   Hessian-vector product, lambda, the registry);
   both medians over ``--repeats`` rounds of STEP_SAMPLES steps and one probe, so that they share
   the machine's load of the moment;
-* ``per_layer_channel_s`` = probe_s / (sites x channels);
+* ``per_layer_channel_s`` = probe_s / (sites x channels), and per BatchNorm layer the seconds
+  per probed channel of its Hessian-vector products and lambda (``per_site_channel_s``: the
+  layers near the input cost the most, their products run through the whole network);
 * ``share`` = probe time / run time of the preset's schedule (probes at every ``probe_every``
   steps and at the last), estimated from the two measured times:
   n_probes probe_s / (steps step_s + n_probes probe_s).
@@ -62,6 +64,7 @@ class ProbeCost:
     probes_per_run: int
     steps: int
     share: float
+    per_site_channel_s: dict     # layer -> its seconds per probed channel (last probe)
 
 
 class ResNetStyle(nn.Module):
@@ -146,8 +149,10 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
     channels = max(len(c) for c in probe.core.channels.values())
     n_probes = len(set(range(0, config.steps + 1, config.probe_every)) | {config.steps})
     run_s = config.steps * step_s + n_probes * probe_s
+    per_site = {layer: sec / len(probe.core.channels[layer.split("#")[0]])
+                for layer, sec in probe.core.site_seconds.items()}
     return ProbeCost(name, sites, channels, step_s, probe_s, probe_s / (sites * channels), n_probes,
-                     config.steps, n_probes * probe_s / run_s)
+                     config.steps, n_probes * probe_s / run_s, per_site)
 
 
 def measured_run_share(preset_name: str, out: str) -> dict:
@@ -167,6 +172,9 @@ def describe(costs, run=None) -> str:
     for c in costs:
         lines.append(f"{c.model:10s} {c.sites:5d} {c.channels:3d} {1e3 * c.step_s:8.2f} {c.probe_s:8.3f} "
                      f"{c.per_layer_channel_s:10.4f} {c.probes_per_run:6d} {c.steps:6d} {100 * c.share:5.1f}%")
+    for c in costs:
+        lines.append(f"{c.model}: seconds per channel at each BatchNorm layer, input side first: "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in c.per_site_channel_s.items()))
     if run:
         lines.append(f"run {run['preset']}: probe share {100 * run['probe_share']:.1f}% "
                      f"({run['probe_s']:.1f} s of {run['wall_s']:.1f} s wall)")

@@ -58,6 +58,7 @@ import contextlib
 import copy
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, runtime_checkable
 
@@ -453,9 +454,10 @@ def scalar_loss(loss) -> torch.Tensor:
     return loss.reshape(())
 
 
-def measure_sites(loss: torch.Tensor, sites, names, channels: dict) -> tuple:
+def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dict = None) -> tuple:
     """Every site's LayerMeasurement.  ``channels``: layer name (without '#k') -> channel indices.
-    Returns (measurements, errors) with errors = [(site name, why)] for sites the loss does not reach."""
+    Returns (measurements, errors) with errors = [(site name, why)] for sites the loss does not reach.
+    ``seconds``, when a dict, receives each site's wall time (its Hessian-vector products and lambda)."""
     zs = [s.z for s in sites]
     ys = [s.y for s in sites]
     grads = torch.autograd.grad(loss, zs + ys, create_graph=True, allow_unused=True)
@@ -465,6 +467,7 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict) -> tuple:
         if gz[i] is None or gy[i] is None:
             errors.append((name, f"the output of {name} does not reach the loss"))
             continue
+        t0 = time.perf_counter()
         chans = [int(c) for c in channels[site.name]]
         n = len(chans)
         z, y, g_full, v_full = site.z, site.y, gz[i], gy[i]
@@ -485,6 +488,8 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict) -> tuple:
             gamma=_np(gamma[idx]), beta=_np(beta[idx]), eps=eps,
             H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), hess_bn_vv=_np(hess_vv),
             lam=lam, lam_note=note))
+        if seconds is not None:              # _np moved the results to the CPU: the device is done
+            seconds[name] = time.perf_counter() - t0
     return out, errors
 
 
@@ -616,6 +621,7 @@ class ModelProbe:
                                               with_kwargs=True)
         self.device = model_device(model)
         self.sites_seen = None     # the site names of the last probe, with their lambda status
+        self.site_seconds = {}     # the last probe's wall time per site
 
     def refresh(self) -> None:
         """The shadow takes the model's current parameters, buffers and plain attributes (training
@@ -647,7 +653,8 @@ class ModelProbe:
                                  + (f" in training mode ({'; '.join(f'{k}: {v}' for k, v in self.recorder.skipped.items())})"
                                     if self.recorder.skipped else ""))
             names = site_names(sites)
-            measurements, errors = measure_sites(loss, sites, names, self.channels)
+            self.site_seconds = {}
+            measurements, errors = measure_sites(loss, sites, names, self.channels, self.site_seconds)
         self.sites_seen = [{"layer": layer_label(self.network, n), "lambda": s.feeder is not None,
                             "note": s.feeder_note} for s, n in zip(sites, names)]
         return measurements, errors

@@ -86,7 +86,8 @@ class Probe:
         rows = self.measure(step, closure)
         if self.writer is not None:
             self.writer.write(records.PROBES, rows)
-            event = {"event": "probe", "step": step, "seconds": self.last_seconds}
+            event = {"event": "probe", "step": step, "seconds": self.last_seconds,
+                     "site_seconds": dict(self.core.site_seconds)}
             if not self._described:
                 event["sites"] = self.core.sites_seen
                 self._described = True

@@ -196,6 +196,7 @@ def test_the_run_directory_records_format_version_git_revision_model_and_probe_c
     probes = [e for e in events if e["event"] == "probe"]
     assert [e["step"] for e in probes] == [0, 2] and all(e["seconds"] > 0 for e in probes)
     assert [s["layer"] for s in probes[0]["sites"]] == ["bn1", "bn2"]
+    assert set(probes[0]["site_seconds"]) == {"bn1", "bn2"} and all(v > 0 for v in probes[0]["site_seconds"].values())
     assert events[0]["event"] == "start" and events[-1]["event"] == "close"
     steps = {p["step"] for p in records.read_jsonl(os.path.join(run_dir, records.PROBES))}
     assert steps == {0, 2}

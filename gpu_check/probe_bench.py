@@ -30,7 +30,6 @@ printed with the results.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -43,8 +42,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpu_check.config import preset
+from gpu_check.config import PRESETS, ConfigError, preset
 from gpu_check.probes import ProbeError
+from theory import cli
 
 MODELS = ("dln-paper", "vgg-cpu", "resnet")
 STEP_SAMPLES = 20
@@ -181,34 +181,31 @@ def describe(costs, run=None) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gpu_check.probe_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL",
-                   help=f"models to benchmark: {', '.join(MODELS)}")
-    p.add_argument("--repeats", type=int, default=3, help="timed probes per model (median reported)")
-    p.add_argument("--run", metavar="PRESET", help="also train PRESET for real and report its measured probe share")
-    p.add_argument("--out", metavar="DIR", help="run directory for --run (new)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = p.parse_args(argv)
-    try:
-        unknown = [m for m in args.models if m not in MODELS]
-        if unknown:
-            raise ProbeError(f"unknown model(s) {unknown}; models are: {', '.join(MODELS)}")
-        if args.repeats < 1:
-            raise ProbeError(f"--repeats {args.repeats}: must be >= 1")
-        if args.run and not args.out:
-            raise ProbeError("--run needs --out DIR, a new run directory")
-        torch.set_num_threads(1)
-        costs = [measure_cost(m, args.repeats) for m in args.models]
-        run = measured_run_share(args.run, args.out) if args.run else None
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _bench(args) -> int:
+    if args.run and not args.out:
+        raise cli.InputError("--run needs --out DIR, a new run directory")
+    torch.set_num_threads(1)
+    costs = [measure_cost(m, args.repeats) for m in args.models]
+    run = measured_run_share(args.run, args.out) if args.run else None
     if args.json:
         print(json.dumps({"rows": [asdict(c) for c in costs], "run": run}, indent=2))
     else:
         print(describe(costs, run))
     return 0
+
+
+def main(argv=None) -> int:
+    from gpu_check.train import RunError
+
+    p = cli.parser("python -m gpu_check.probe_bench", __doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
+                   help=f"models to benchmark: {', '.join(MODELS)}")
+    p.add_argument("--repeats", type=cli.positive_int, default=3, help="timed rounds per model (medians reported)")
+    p.add_argument("--run", choices=tuple(PRESETS), metavar="PRESET",
+                   help="also train PRESET for real and report its measured probe share")
+    p.add_argument("--out", metavar="DIR", help="run directory for --run (new)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return cli.run(p, _bench, argv, bad_input=(ProbeError, RunError, ConfigError))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from numeric.quantities import bn_channel_quantities
 from theory.bn import BatchNormInputError
 from theory.evaluate import evaluate_all
 from theory.statements import STATEMENTS
+from theory.vocab import Verdict
 
 _CHANNEL_STREAM = 17
 _GRAM_CHUNK = 16          # images per chunk when accumulating the im2col Gram matrix X^T X
@@ -527,7 +528,8 @@ def probe_rows(step: int, network, m: LayerMeasurement, results) -> list:
     if m.lam is None:
         for statement_id, variant in lambda_variants(m.eps):
             rows.append({"step": step, "network": network, "layer": layer, "statement": statement_id,
-                         "variant": variant.name, "relation": variant.relation, "verdict": "n/a",
+                         "variant": variant.name, "relation": variant.relation,
+                         "verdict": Verdict.NOT_APPLICABLE.value,
                          "note": f"not applicable: {m.lam_note}"})
     return rows
 

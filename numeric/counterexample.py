@@ -227,7 +227,7 @@ def exact_sides(variant, ex) -> dict:
     lhs, rhs = variant.lhs(q), variant.rhs(q)
     relation = Relation(variant.relation)
     if hasattr(lhs, "rows"):
-        diff = (lhs - rhs).applyfunc(lambda e: sp.radsimp(sp.expand(e)))
+        diff = Relation.EQ.slack(lhs, rhs).applyfunc(lambda e: sp.radsimp(sp.expand(e)))   # the residual
         return {"lhs_minus_rhs": [str(e) for e in diff]}
     return {"lhs": str(sp.radsimp(sp.expand(lhs))), "rhs": str(sp.radsimp(sp.expand(rhs))),
             "slack": str(sp.radsimp(sp.expand(relation.slack(lhs, rhs))))}

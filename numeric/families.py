@@ -13,7 +13,6 @@ them, with the ranges of every scale, to the documentation.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import numpy as np
 from numeric import losses
 from numeric.hessians import DiagLowRank
 from numeric.quantities import OPS, bn_channel_quantities
-from theory import bn
+from theory import bn, cli
+from theory.fileio import atomic_write_text
 
 # ---------------------------------------------------------------------------------------------
 # Catalogues (name -> description); the order is part of the seed derivation, append only
@@ -445,21 +445,22 @@ def markdown() -> str:
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m numeric.families", description=__doc__.split("\n")[0])
-    parser.add_argument("--doc", metavar="FILE", help="write the markdown description to FILE (default: stdout)")
-    args = parser.parse_args(argv)
+def _describe(args) -> int:
     text = markdown() + "\n"
     if args.doc:
-        from theory.fileio import atomic_write_text as write_atomically
         try:
-            write_atomically(args.doc, text)
+            atomic_write_text(args.doc, text)
         except OSError as err:
-            print(f"error: cannot write {args.doc!r}: {err.strerror or err}", file=sys.stderr)
-            return 2
+            raise cli.InputError(f"cannot write {args.doc!r}: {err.strerror or err}") from None
     else:
         sys.stdout.write(text)
     return 0
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("python -m numeric.families", __doc__.split("\n")[0])
+    parser.add_argument("--doc", metavar="FILE", help="write the markdown description to FILE (default: stdout)")
+    return cli.run(parser, _describe, argv)
 
 
 if __name__ == "__main__":

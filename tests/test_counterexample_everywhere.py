@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from numeric import counterexample as C
-from theory import docs, report, statements as registry
+from numeric.report import NumericRequest, numeric_report
+from theory import docs, statements as registry
+from theory.report_rows import SymbolicSource
+from theory.vocab import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 ERRATA = ROOT / "docs" / "errata.md"
@@ -72,8 +75,8 @@ def test_the_errata_show_the_searchs_counterexample_for_each_printed_variant():
 
 def test_the_report_rows_carry_the_searchs_counterexample():
     statements = (registry.get("thm-4.1"), registry.get("obs-4.3"))
-    rows = report.numeric_rows(statements, instances=200, seed=3, workers=1)
-    violated = [r for r in rows if r.verdict == "violated"]
+    rows = numeric_report(statements, NumericRequest(instances=200, seed=3, workers=1, symbolic=SymbolicSource.OFF))
+    violated = [r for r in rows if r.verdict is Verdict.VIOLATED]
     assert {(r.id, r.variant) for r in violated} == {("thm-4.1", "printed"), ("thm-4.1", "epsilon"),
                                                      ("obs-4.3", "epsilon-batch-std")}
     for r in violated:

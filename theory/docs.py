@@ -10,7 +10,6 @@ the ~1 minute of SymPy work; tests/test_docs_fresh.py fails when the cache or a 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import sympy as sp
 
 from numeric.counterexample import SearchFailure, smallest_counterexample
+from theory import cli
 from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
@@ -151,10 +151,7 @@ def stale_files() -> list:
     return [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m theory.docs", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="report stale files instead of writing")
-    args = parser.parse_args(argv)
+def _generate(args) -> int:
     files = outputs()
     if args.check:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
@@ -165,6 +162,13 @@ def main(argv=None) -> int:
         atomic_write_text(path, text)
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("python -m theory.docs", __doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1, naming each stale file on stderr, instead of writing")
+    return cli.run(parser, _generate, argv)
 
 
 if __name__ == "__main__":

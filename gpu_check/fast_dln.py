@@ -43,8 +43,9 @@ import torch
 from gpu_check import checkpoint, records
 from gpu_check.config import RunConfig, config_from_dict, resume_mismatches
 from gpu_check.measure import cost_table
-from gpu_check.train import (NetworkRun, RunSummary, StepContext, _add, _run_hooks, _save, _summary, check_fresh_dir,
-                             default_hooks, prepare_network, resolve_device, run_metadata, summary_dict)
+from gpu_check.train import (NetworkRun, RunSummary, SimulatedInterruption, StepContext, _add, _run_hooks, _save,
+                             _summary, check_fresh_dir, default_hooks, load_summary, prepare_network, resolve_device,
+                             run_metadata, summary_dict)
 
 # The normalisations whose statistics are moments of the data (the route's domain).
 MOMENT_NORMS = ("none", "bn", "l2")
@@ -277,11 +278,12 @@ class Stack:
                     normed += 1
 
 
-def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None) -> list:
+def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, stop_after: int = None) -> list:
     """Train (or continue) the runs of ``items`` = [(config, run_dir, resume)] together by the
     moment route.  Every config must be supported and share one ``stack_key`` and one start step.
     Returns one RunSummary per item, in order; ``on_done(index, summary)`` is called as each run
-    ends (diverged runs leave the stack early)."""
+    ends (diverged runs leave the stack early).  ``stop_after``: as in run_training, a testing aid
+    that 'dies' (SimulatedInterruption) when step ``stop_after`` is reached."""
     log = log or (lambda msg: None)
     if not items:
         return []
@@ -310,9 +312,20 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None) -> 
                                          "time": time.time(), "git": git,
                                          "device": records.device_description(dev),
                                          "route": f"{ROUTE}(K={len(members)})"}])
+    try:
+        return _train(members, order, results, cfg, dev, on_done, stop_after)
+    finally:
+        for m in members:
+            m.writer.close()
+
+
+def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
+    start = members[0].start
     stack = Stack(members)
     t_begin = time.perf_counter()
     for step in range(start, cfg.steps + 1):
+        if stop_after is not None and step == stop_after:
+            raise SimulatedInterruption(f"simulated interruption before step {step}")
         _hooks(stack, step, dev)
         if step == cfg.steps:
             for m in stack.members:
@@ -350,7 +363,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None) -> 
             elif keep:
                 stack.keep(keep)
             for m in gone:
-                m.session["wall_s"] = _wall_share(t_begin)
+                m.session["wall_s"] = (time.perf_counter() - t_begin) / len(members)   # its share
                 results[order[id(m)]] = _finish(m, cfg, "diverged")
                 if on_done:
                     on_done(order[id(m)], results[order[id(m)]])
@@ -362,7 +375,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None) -> 
         nxt = step + 1
         if nxt % cfg.checkpoint_every == 0 or nxt == cfg.steps:
             _checkpoint(stack, nxt, t_begin)
-    share = (time.perf_counter() - t_begin) / max(1, len(members))
+    share = (time.perf_counter() - t_begin) / len(members)     # a member's share of the stack's wall time
     for m in stack.members:
         if results[order[id(m)]] is None:
             m.session["wall_s"] = share
@@ -377,10 +390,6 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None) -> 
             if on_done:
                 on_done(order[id(m)], results[order[id(m)]])
     return results
-
-
-def _wall_share(t_begin: float) -> float:
-    return time.perf_counter() - t_begin
 
 
 def _hooks(stack: Stack, step: int, device) -> None:
@@ -410,7 +419,6 @@ def _checkpoint(stack: Stack, next_step: int, t_begin: float) -> None:
 def _finish(m: Member, cfg: RunConfig, status: str, already: bool = False) -> RunSummary:
     """Close the member's records and write its summary.json, as a separate run does."""
     if already:
-        from gpu_check.train import load_summary
         m.writer.close()
         return load_summary(m.run_dir)
     m.status = status

@@ -122,6 +122,9 @@ def make_grid(presets, norms, lrs, seeds, options: Optional[dict] = None, route:
     for n in norms:
         if n not in NORMS:
             raise GridError(f"unknown norm {n!r}; norms are: {', '.join(NORMS)}")
+    given = {}
+    for lr in lrs:
+        given.setdefault(check_learning_rate(lr), []).append(lr)
     lrs = tuple(check_learning_rate(lr) for lr in lrs)
     for s in seeds:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
@@ -132,7 +135,9 @@ def make_grid(presets, norms, lrs, seeds, options: Optional[dict] = None, route:
         for v in values:
             k = key(v)
             if k in seen:
-                raise GridError(f"duplicate {axis} {v!r} (the same point as {seen[k]!r})")
+                if axis == "lr":
+                    raise GridError(f"duplicate lr: {' and '.join(map(str, given[v]))} are the same point (lr{k})")
+                raise GridError(f"duplicate {axis} {v!r}")
             seen[k] = v
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:

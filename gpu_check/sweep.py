@@ -74,13 +74,6 @@ def parser():
     return p
 
 
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise cli.InputError(f"--lr {text!r}: not a number") from None
-
-
 def grid_from_args(args) -> G.Grid:
     spec = G.load_toml(args.grid) if args.grid else {}
     options = dict(spec.get("options", {}))
@@ -92,7 +85,7 @@ def grid_from_args(args) -> G.Grid:
     options.update({k: v for k, v in flags.items() if v is not None})
     if options.get("data") is not None and not os.path.isdir(options["data"]):
         raise cli.InputError(f"--data {options['data']!r}: no such directory")
-    lrs = [_float(x) for x in args.lr] if args.lr else spec.get("lr", [])
+    lrs = args.lr or spec.get("lr", [])
     return G.make_grid(args.preset or spec.get("preset", []), args.norm or spec.get("norm", []), lrs,
                        args.seed if args.seed is not None else spec.get("seed", []), options, args.route)
 

@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 from gpu_check import records  # noqa: E402
+from gpu_check.grid import expand_runs  # noqa: E402
 from gpu_check.measure_distributions import moment_changes  # noqa: E402
 
 NORM_COLOURS = {"none": "black", "bn": "tab:blue", "noisy-bn": "tab:orange", "l1": "tab:green",
@@ -521,11 +522,12 @@ def make_figures(run_dirs, out_dir: str, only=None, formats=FORMATS, networks=("
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m gpu_check.plots", description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run")
+    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run, or grid "
+                   "directories of gpu_check.sweep (each stands for its runs)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the PNG and SVG files")
     args = p.parse_args(argv)
     try:
-        drawn, skipped = make_figures(args.runs, args.out)
+        drawn, skipped = make_figures(expand_runs(args.runs), args.out)
     except (PlotError, ValueError, FileNotFoundError) as e:
         print(f"gpu_check.plots: error: {e}", file=sys.stderr)
         return 2

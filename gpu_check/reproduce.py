@@ -37,6 +37,7 @@ import numpy as np
 
 from gpu_check import plots, records
 from gpu_check.config import NORMS
+from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from theory.fileio import atomic_write_text
 
@@ -577,7 +578,8 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m gpu_check.reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
-    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
+    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs); a grid "
+                   "directory of gpu_check.sweep stands for its runs")
     p.add_argument("--scale", choices=list(SCALES), default="smoke", help="the runs to make without --runs")
     p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
     p.add_argument("--vgg-steps", type=int, help="override the VGG preset's steps")
@@ -588,7 +590,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     command = "python -m gpu_check.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
+        dirs = expand_runs(args.runs) if args.runs else ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
                                         vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
                                         data=args.data, device=args.device,
                                         log=lambda m: print(m, file=sys.stderr))

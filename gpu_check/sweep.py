@@ -139,6 +139,8 @@ def start_ray(address, show_logs: bool, num_cpus=None):
     ray = ray_module()
     if address:
         check_address(address)
+    if ray.is_initialized():       # a caller (a test, a notebook) already holds a Ray instance
+        return ray
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     kwargs = dict(log_to_driver=show_logs, logging_level=logging.INFO if show_logs else logging.ERROR,
                   include_dashboard=False, configure_logging=True,
@@ -203,7 +205,10 @@ def _body(args) -> int:
     earlier = G.check_out(grid, args.out)
     if args.executor == "local" and (args.address or args.ray_logs):
         raise cli.InputError("--address and --ray-logs are options of --executor ray")
-    ray = start_ray(args.address, args.ray_logs) if args.executor == "ray" else None
+    ray, owned = None, False
+    if args.executor == "ray":
+        owned = not ray_module().is_initialized()
+        ray = start_ray(args.address, args.ray_logs)
     try:
         G.write_grid(grid, args.out, earlier, [sys.executable, "-m", "gpu_check.sweep", *(sys.argv[1:])])
         tasks, skipped = G.plan(grid, args.out, args.stack)
@@ -227,7 +232,7 @@ def _body(args) -> int:
         finally:
             bar.close()
     finally:
-        if ray is not None:
+        if owned:
             ray.shutdown()
     ordered = [results[p.name] for p in grid.points()]
     print(table(ordered, args.out))

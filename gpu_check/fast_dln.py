@@ -35,6 +35,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,9 +48,12 @@ from gpu_check.train import (NetworkRun, RunSummary, SimulatedInterruption, Step
                              _summary, check_fresh_dir, default_hooks, load_summary, prepare_network, resolve_device,
                              run_metadata, summary_dict)
 
-# The normalisations whose statistics are moments of the data (the route's domain).
+# The normalisations whose statistics are moments of the data (the moment route's domain).
 MOMENT_NORMS = ("none", "bn", "l2")
-ROUTE = "moments"
+# The others the vmap route stacks (noisy-bn draws its noise from a generator per network, layer
+# and step, which a vmap over networks cannot express).
+VMAP_NORMS = ("l1", "linf")
+ROUTES = {**{n: "moments" for n in MOMENT_NORMS}, **{n: "stacked" for n in VMAP_NORMS}}
 # float32's largest finite value: an eager run's float32 loss is inf beyond it, and the run then
 # stops as diverged; the moment route's float64 loss is rounded to float32 for the same test.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -68,8 +72,12 @@ def stack_key(config: RunConfig) -> tuple:
 
 
 def supports(config: RunConfig) -> bool:
-    """True when the moment route can train this run: a DLN-only preset with a moment norm."""
-    return config.networks() == ("dln",) and config.norm in MOMENT_NORMS
+    """True when a stack can train this run: a DLN-only preset with a norm of ROUTES."""
+    return config.networks() == ("dln",) and config.norm in ROUTES
+
+
+def route_name(config: RunConfig) -> str:
+    return ROUTES[config.norm]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ class Stack:
                                                                                 self.rmean, self.rscale))
         self.moments = Moments(self.moments.n, self.moments.S[idx], self.moments.C[idx], self.moments.tt[idx])
 
-    def losses_and_grads(self):
+    def losses_and_grads(self, step: int):
         """(K,) float64 losses and float32 gradients of W (and gamma, beta), float64 internally."""
         W = self.W.double().requires_grad_(True)
         leaves = [W]
@@ -248,9 +256,11 @@ class Stack:
         grads = torch.autograd.grad(loss.sum(), leaves)
         return loss.detach(), [gr.float() for gr in grads], stats
 
-    def update(self, grads, stats) -> None:
-        """The run's SGD step (p <- p - lr g, float32) and the running statistics' update."""
-        lr = self.lr
+    def update(self, grads, stats, alive) -> None:
+        """The run's SGD step (p <- p - lr g, float32) and the running statistics' update, for the
+        networks whose loss is finite (``alive``, (K,) bool)."""
+        lr = torch.where(alive, self.lr, torch.zeros_like(self.lr))
+        grads = [torch.where(alive.view((-1,) + (1,) * (g.dim() - 1)), g, torch.zeros_like(g)) for g in grads]
         self.W.sub_(grads[0] * lr.view(-1, 1, 1, 1))
         if self.has_norm:
             self.gamma.sub_(grads[1] * lr.view(-1, 1, 1))
@@ -260,6 +270,7 @@ class Stack:
             spread = torch.stack([s[1] for s in stats], 1)
             if self.norm == "bn":
                 spread = spread * n / (n - 1)                                       # unbiased, as torch keeps it
+            # the forward pass of a diverged step moves the statistics too (torch's kernel does)
             self.rmean.lerp_(mu, m)
             self.rscale.lerp_(spread.float(), m)
 
@@ -278,6 +289,63 @@ class Stack:
                     normed += 1
 
 
+class VmapStack:
+    """K DLNs with an l_p norm: the real network's forward pass, vmapped over the stacked
+    parameters and data of the K runs (torch.func), so that each operation runs once for all K.
+    Same float32 arithmetic as a separate run, in a different summation order."""
+
+    def __init__(self, members: list):
+        self.members = members
+        self.template = members[0].net.model
+        params, bufs = torch.func.stack_module_state([m.net.model for m in members])
+        self.params = {k: v.detach().clone() for k, v in params.items()}          # (K, ...) each
+        self.bufs = {k: v.clone() for k, v in bufs.items()}
+        self.X = torch.stack([m.net.inputs for m in members])                    # (K, n, d)
+        self.T = torch.stack([m.net.targets for m in members])
+        self.lr = torch.tensor([m.net.optimizer.param_groups[0]["lr"] for m in members], dtype=torch.float32)
+
+    def keep(self, index: list) -> None:
+        idx = torch.as_tensor(index, dtype=torch.long)
+        self.members = [self.members[i] for i in index]
+        self.params = {k: v[idx] for k, v in self.params.items()}
+        self.bufs = {k: v[idx] for k, v in self.bufs.items()}
+        self.X, self.T, self.lr = self.X[idx], self.T[idx], self.lr[idx]
+
+    def _loss(self, params, bufs, x, t):
+        return self.template.loss(torch.func.functional_call(self.template, (params, bufs), (x,)), t)
+
+    def losses_and_grads(self, step: int):
+        """(K,) losses and gradients; the forward pass updates the stacked running statistics,
+        as each network's own forward pass does in a separate run."""
+        leaves = {k: v.requires_grad_(True) for k, v in self.params.items()}
+        self.template.set_step(step)
+        with warnings.catch_warnings():
+            # torch has no batching rule for lerp_ (the running statistics' update): it loops over
+            # the K networks, correctly, and says so once per call site
+            warnings.filterwarnings("ignore", message=".*not yet implemented the batching rule for aten::lerp_",
+                                    category=UserWarning)
+            loss = torch.func.vmap(self._loss)(leaves, self.bufs, self.X, self.T)
+        grads = torch.autograd.grad(loss.sum(), list(leaves.values()))
+        for v in leaves.values():
+            v.requires_grad_(False)
+        return loss.detach().double(), list(grads), None
+
+    def update(self, grads, stats, alive) -> None:
+        lr = torch.where(alive, self.lr, torch.zeros_like(self.lr))
+        with torch.no_grad():
+            for (name, p), g in zip(self.params.items(), grads):
+                g = torch.where(alive.view((-1,) + (1,) * (g.dim() - 1)), g, torch.zeros_like(g))
+                p.sub_(g * lr.view((-1,) + (1,) * (g.dim() - 1)))
+
+    def materialise(self, k: int) -> None:
+        model = self.members[k].net.model
+        with torch.no_grad():
+            for name, v in self.params.items():
+                model.get_parameter(name).copy_(v[k])
+            for name, v in self.bufs.items():
+                model.get_buffer(name).copy_(v[k])
+
+
 def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, stop_after: int = None) -> list:
     """Train (or continue) the runs of ``items`` = [(config, run_dir, resume)] together by the
     moment route.  Every config must be supported and share one ``stack_key`` and one start step.
@@ -290,7 +358,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, sto
     configs = [c for c, _, _ in items]
     bad = [c.norm for c in configs if not supports(c)]
     if bad:
-        raise StackError(f"the moment route trains DLN-only presets with norm in {MOMENT_NORMS}; got {bad}")
+        raise StackError(f"stacks train DLN-only presets with norm in {tuple(ROUTES)}; got {bad}")
     if len({stack_key(c) for c in configs}) != 1:
         raise StackError("stacked runs must share every setting except lr and seed")
     dev = resolve_device(device if device != "auto" else configs[0].device)
@@ -311,7 +379,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, sto
         m.writer.write(records.EVENTS, [{"event": "resume" if m.resumed else "start", "step": m.start,
                                          "time": time.time(), "git": git,
                                          "device": records.device_description(dev),
-                                         "route": f"{ROUTE}(K={len(members)})"}])
+                                         "route": f"{route_name(cfg)}(K={len(members)})"}])
     try:
         return _train(members, order, results, cfg, dev, on_done, stop_after)
     finally:
@@ -321,7 +389,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, sto
 
 def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
     start = members[0].start
-    stack = Stack(members)
+    stack = (Stack if cfg.norm in MOMENT_NORMS else VmapStack)(members)
     t_begin = time.perf_counter()
     for step in range(start, cfg.steps + 1):
         if stop_after is not None and step == stop_after:
@@ -332,11 +400,10 @@ def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
                 m.next_step = step + 1
             break
         t0 = time.perf_counter()
-        losses, grads, stats = stack.losses_and_grads()
+        losses, grads, stats = stack.losses_and_grads(step)
         loss32 = losses.float()      # the value a float32 run records; inf beyond float32's range
         alive = torch.isfinite(loss32)
-        if bool(alive.all()):
-            stack.update(grads, stats)
+        stack.update(grads, stats, alive)          # a diverged network is not updated, as in run_training
         dt = (time.perf_counter() - t0) / len(stack.members)
         keep = []
         for k, m in enumerate(stack.members):
@@ -356,11 +423,7 @@ def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
                          f"before the update. Records up to step {step} are kept in {m.run_dir}")
         if len(keep) < len(stack.members):
             gone = [m for k, m in enumerate(stack.members) if k not in keep]
-            if keep and not bool(alive.all()):                      # redo the step for the survivors
-                stack.keep(keep)
-                losses, grads, stats = stack.losses_and_grads()
-                stack.update(grads, stats)
-            elif keep:
+            if keep:
                 stack.keep(keep)
             for m in gone:
                 m.session["wall_s"] = (time.perf_counter() - t_begin) / len(members)   # its share

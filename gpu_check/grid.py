@@ -520,7 +520,8 @@ def run_task(task: Task, *, on_done=None) -> list:
         if task.stacked and items:
             def done(j, summary):
                 i, _, _, resumed = items[j]
-                results[i] = _result(task.points[i], summary, f"{fast_dln.ROUTE}(K={len(items)})", resumed)
+                results[i] = _result(task.points[i], summary, f"{fast_dln.route_name(configs[0])}(K={len(items)})",
+                                     resumed)
                 if on_done:
                     on_done(results[i])
             fast_dln.train_stack([(c, d, r) for _, c, d, r in items], device=configs[0].device, on_done=done)

@@ -22,6 +22,12 @@ MOMENT_FLOAT64_TOLERANCE = 1e-10
 # makes at step 0 (the summed loss: n * d = 1e4 squared residuals): the loss of one forward pass
 # in float32 is within this of its exact value, and the moment route's (float64) is far closer.
 FLOAT32_STEP0_TOLERANCE = 2.0 ** -24 * 1e4
+# The vmap route computes in float32 like the eager run, in another summation order: two float32
+# trajectories whose rounding errors are of one size.  Measured over 100 dln-paper steps, the
+# stack's distance from the float64 trajectory is at most 2.0x the eager run's (l1 and linf at
+# lr 1e-6 and 1e-7, seeds 0, 1); a factor of 4 leaves room for other seeds, and a wrong gradient
+# or update moves a trajectory by far more.
+FLOAT32_ORDER_FACTOR = 4.0
 
 
 def comparable(run_dir, name):
@@ -82,13 +88,14 @@ def float64_reference(config, steps):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", fast_dln.MOMENT_NORMS)
+@pytest.mark.parametrize("norm", tuple(fast_dln.ROUTES))
 def test_dln_paper_grid_points_follow_their_eager_runs_for_100_steps_within_float32_rounding(norm, tmp_path,
                                                                                             one_cpu_thread):
     """The paper's 25-layer DLN at two learning rates: at step 0 the stacked loss is the eager loss
-    within float32 rounding; over 100 steps the stack stays at least as close to the float64
-    trajectory as the eager float32 run does (so whatever separates it from the eager run is the
-    eager run's own rounding); probes at step 0 are identical."""
+    within float32 rounding; over 100 steps the moment route (float64 inside) stays at least as
+    close to the float64 trajectory as the eager float32 run does (so whatever separates it from
+    the eager run is the eager run's own rounding), the vmap route (float32) within
+    FLOAT32_ORDER_FACTOR of it; probes at step 0 are identical."""
     base = with_overrides(preset("dln-paper"), norm=norm, steps=100, probe_every=100, probe_channels=1,
                           checkpoint_every=100)
     configs = [with_learning_rate(base, lr) for lr in (1e-6, 1e-7)]
@@ -100,7 +107,8 @@ def test_dln_paper_grid_points_follow_their_eager_runs_for_100_steps_within_floa
         a, b, ref = losses(fast[i]), losses(eager), float64_reference(c, 100)
         assert len(a) == len(b) == 100
         assert abs(a[0] - b[0]) <= FLOAT32_STEP0_TOLERANCE * abs(b[0])
-        assert np.max(np.abs(a - ref) / ref) <= np.max(np.abs(b - ref) / ref)
+        factor = 1.0 if norm in fast_dln.MOMENT_NORMS else FLOAT32_ORDER_FACTOR
+        assert np.max(np.abs(a - ref) / ref) <= factor * np.max(np.abs(b - ref) / ref)
         pa, pb = comparable(fast[i], records.PROBES), comparable(eager, records.PROBES)
         assert [r for r in pa if r["step"] == 0] == [r for r in pb if r["step"] == 0]
         key = lambda r: (r["step"], r["layer"], r["channel"], r["statement"], r["variant"])   # noqa: E731
@@ -149,9 +157,26 @@ def test_a_diverging_point_leaves_the_stack_and_the_others_go_on(tmp_path, one_c
     assert np.allclose(losses(alone), losses(dirs[0]), rtol=FLOAT32_STEP0_TOLERANCE, atol=0)
 
 
+@pytest.mark.parametrize("norm", fast_dln.VMAP_NORMS)
+def test_a_vmap_stack_has_the_eager_step_0_and_running_statistics(norm, tmp_path, one_cpu_thread):
+    configs = [with_overrides(TINY, norm=norm, seed=s, steps=3) for s in (0, 1)]
+    for i, c in enumerate(configs):
+        run_training(c, str(tmp_path / f"eager{i}"), progress=False)
+    fast_dln.train_stack([(c, str(tmp_path / f"fast{i}"), False) for i, c in enumerate(configs)])
+    for i in range(2):
+        a, b = str(tmp_path / f"fast{i}"), str(tmp_path / f"eager{i}")
+        assert losses(a)[0] == losses(b)[0]
+        assert comparable(a, records.PROBES) == [] == comparable(b, records.PROBES)   # probes: BN kinds only
+        sa = torch.load(os.path.join(a, records.CHECKPOINT), weights_only=True)["networks"]["dln"]["model"]
+        sb = torch.load(os.path.join(b, records.CHECKPOINT), weights_only=True)["networks"]["dln"]["model"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert torch.allclose(sa[k], sb[k], rtol=1e-4, atol=1e-6), k
+
+
 def test_the_route_refuses_what_it_cannot_train():
     with pytest.raises(fast_dln.StackError, match="norm"):
-        fast_dln.train_stack([(with_overrides(TINY, norm="l1"), "/nonexistent", False)])
+        fast_dln.train_stack([(with_overrides(TINY, norm="noisy-bn"), "/nonexistent", False)])
     assert not fast_dln.supports(preset("smoke"))          # trains a VGG too
     with pytest.raises(fast_dln.StackError, match="share"):
         fast_dln.train_stack([(with_overrides(TINY, norm="bn"), "/x", False),

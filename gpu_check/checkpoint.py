@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import random
+import zipfile
 
 import numpy as np
 import torch
@@ -62,12 +64,26 @@ def save(path: str, *, config: dict, next_step: int, networks: dict, file_sizes:
 
 
 def load(path: str) -> dict:
+    """The checkpoint at `path`; CheckpointError (one line naming the file) when there is none,
+    when it is not a complete checkpoint, or when it is not one of ours.  torch's own message is
+    not passed on: for a weights-only failure it advises unsafe loading, which we never do."""
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint at {path}: nothing to resume")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    incomplete = CheckpointError(f"checkpoint {path} is not a complete checkpoint (cut short or corrupt, "
+                                 f"{os.path.getsize(path)} bytes); delete it to start the run again")
+    # torch.save writes a zip archive whose central directory comes last: a file cut short, or
+    # bytes that never were a checkpoint, fail this test before any unpickling
+    if not zipfile.is_zipfile(path):
+        raise incomplete
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {e}") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain containers: "
+                              f"not a checkpoint written by gpu_check; refusing to load it") from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, AttributeError):
+        raise incomplete from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {payload.get('format') if isinstance(payload, dict) else '?'}, "
                               f"this code reads format {FORMAT}")

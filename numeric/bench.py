@@ -28,6 +28,8 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -35,14 +37,24 @@ from numeric.quantities import STRUCTURED_OPS as OPS  # noqa: E402
 from theory import bn  # noqa: E402
 
 SIZES = (32, 256, 1024)
-# Instances per size: enough for a stable timing of ours, few enough that torch's O(m^3)
-# hessian at m = 1024 stays within seconds.
-INSTANCES = {"grad-norm": {32: 2000, 256: 500, 1024: 100}, "hessian-forms": {32: 1000, 256: 16, 1024: 2}}
+# Instances per size for the smoke run (--quick): noisy timings, the same code paths.
 QUICK = {"grad-norm": {32: 200, 256: 20, 1024: 4}, "hessian-forms": {32: 50, 256: 4, 1024: 1}}
+# The full run sizes each case's working set (all instances' inputs together) to at least
+# WORKING_SET_LLC_MULTIPLE times the last-level cache, so that H really streams from memory and
+# the memory-bound limit below is the relevant one; MAX_INSTANCES caps the small-m cases, whose
+# per-instance cost is then measured on >= 10^4 instances anyway.
+WORKING_SET_LLC_MULTIPLE = 4
+MAX_INSTANCES = 20000
+# torch.func sides run over blocks of instances of about this many input bytes, so that their
+# vmapped intermediates stay within memory (the same instances, the same total work).
+TORCH_BLOCK_BYTES = 8 * 2**20
 REPEATS = 5
 # Agreement required before timings are reported: both sides are float64 evaluations of the
 # same map; rounding of O(m) (gradient) and O(m^2) (Hessian) sums stays far below 1e-8.
 AGREEMENT = 1e-8
+FLOAT64_BYTES = 8
+# When sysfs does not say (not Linux), the L3 of this project's 2-core EPYC machine.
+DEFAULT_LLC_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -51,17 +63,58 @@ class BenchRow:
     case: str
     instances: int
     ours_us: float
-    torch_func_us: float
+    torch_func_us: float            # vmap(grad) for grad-norm; vmap(hessian) for hessian-forms
     speedup: float
+    torch_hvp_us: Optional[float]   # vmap of a Hessian-vector product (jvp of grad); None for grad-norm
+    speedup_vs_hvp: Optional[float]
+    bytes_per_instance: int         # input bytes that must be read once per instance
+    limit_us: float                 # bytes_per_instance / measured read bandwidth
+    ours_over_limit: float          # ours_us / limit_us (1 = memory-bound optimum)
+    working_set_mib: float
     max_rel_diff: float
 
 
-def instances(seed, n, m):
+def last_level_cache_bytes() -> int:
+    """Size of the largest CPU cache (sysfs), or DEFAULT_LLC_BYTES where sysfs does not say."""
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text().strip().upper()
+        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip("KMG")) * unit)
+    return max(sizes) if sizes else DEFAULT_LLC_BYTES
+
+
+def read_bandwidth(llc_bytes: int) -> float:
+    """Bytes per second of one core summing a float64 array WORKING_SET_LLC_MULTIPLE times the
+    LLC: a read stream, the access pattern of reading each instance's H once."""
+    a = np.ones(WORKING_SET_LLC_MULTIPLE * llc_bytes // FLOAT64_BYTES)
+    seconds, _ = _best(lambda: np.add.reduce(a), REPEATS)
+    return a.nbytes / seconds
+
+
+def bytes_per_instance(case: str, m: int) -> int:
+    """Inputs each instance must read: y and t (grad-norm); H, y and b (hessian-forms); plus
+    gamma and beta."""
+    if case == "grad-norm":
+        return FLOAT64_BYTES * (2 * m + 2)
+    return FLOAT64_BYTES * (m * m + 2 * m + 2)
+
+
+def instance_count(case: str, m: int, quick: bool, llc_bytes: int) -> int:
+    if quick:
+        return QUICK[case].get(m, 1)
+    need = -(-WORKING_SET_LLC_MULTIPLE * llc_bytes // bytes_per_instance(case, m))
+    return int(min(MAX_INSTANCES, max(need, 1)))
+
+
+def instances(seed, n, m, with_H=True):
     rng = np.random.default_rng([seed, m, n])
     y = rng.standard_normal((n, m))
     t = rng.standard_normal((n, m))
-    B = rng.standard_normal((n, m, m)) / np.sqrt(m)
-    H = 0.5 * (B + np.swapaxes(B, 1, 2))
+    H = None
+    if with_H:
+        B = rng.standard_normal((n, m, m)) / np.sqrt(m)
+        H = 0.5 * (B + np.swapaxes(B, 1, 2))
     b = rng.standard_normal((n, m))
     gamma = rng.uniform(0.5, 2.0, n)
     beta = rng.standard_normal(n)
@@ -78,7 +131,7 @@ def ours_grad_norm(y, t, gamma, beta):
     return OPS.vec_sq(v)
 
 
-def ours_hessian_forms(y, H, b, gamma, beta):
+def _hessian_forms_block(y, H, b, gamma, beta):
     m = y.shape[1]
     mu, sigma, y_hat = bn.batch_statistics(OPS, y, m, 0.0)
     z = OPS.scale(gamma, y_hat) + OPS.scale(beta, OPS.ones_like(y))
@@ -87,11 +140,23 @@ def ours_hessian_forms(y, H, b, gamma, beta):
     return bn.hessian_bn_bilinear(OPS, H, g, y_hat, sigma, gamma, m, v, v), OPS.bilinear(H, v, v)
 
 
+def ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=DEFAULT_LLC_BYTES):
+    """The Theorem 4.2 forms, in blocks of instances whose H together fill at most half the LLC:
+    the three H mat-vecs of a block (g = Hz + b, H Pv, H v) then read H from DRAM once and from
+    cache twice, instead of streaming every H from memory three times."""
+    m = y.shape[1]
+    block = max(1, (llc_bytes // 2) // (FLOAT64_BYTES * m * m))
+    parts = [_hessian_forms_block(y[i:i + block], H[i:i + block], b[i:i + block],
+                                  gamma[i:i + block], beta[i:i + block])
+             for i in range(0, y.shape[0], block)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 # ---------------------------------------------------------------------------------- torch
 
 def _torch_fns():
     import torch
-    from torch.func import grad, hessian, vmap
+    from torch.func import grad, hessian, jvp, vmap
 
     # one thread, like ours (OpenBLAS pinned above): a like-for-like per-instance cost on a
     # shared 2-core machine, where torch's thread pool otherwise makes timings vary 100x
@@ -118,7 +183,28 @@ def _torch_fns():
         hess = vmap(hessian(quadratic))(y, H, b, gamma, beta)
         return torch.einsum("ni,nij,nj->n", v, hess, v), torch.einsum("ni,nij,nj->n", v, H, v)
 
-    return torch, grad_norm, hessian_forms
+    def one_hvp_forms(y, H, b, gamma, beta):
+        # the strongest torch.func route for a quadratic form: a Hessian-vector product
+        # (forward-over-reverse), never forming the m x m Hessian
+        f = lambda y_: quadratic(y_, H, b, gamma, beta)  # noqa: E731
+        v = grad(f)(y)
+        _, hv = jvp(grad(f), (y,), (v,))
+        return v @ hv, v @ (H @ v)
+
+    def hvp_forms(y, H, b, gamma, beta):
+        return vmap(one_hvp_forms)(y, H, b, gamma, beta)
+
+    return torch, grad_norm, hessian_forms, hvp_forms
+
+
+def _blocks(fn, block, *arrays):
+    """fn over consecutive blocks of instances, outputs concatenated: bounds the memory of
+    torch.func's vmapped intermediates (vmap(hessian) holds several (N, m, m) tensors)."""
+    import torch
+    parts = [fn(*(a[i:i + block] for a in arrays)) for i in range(0, arrays[0].shape[0], block)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat([p[k] for p in parts]) for k in range(len(parts[0])))
+    return torch.cat(parts)
 
 
 def _best(fn, repeats):
@@ -137,38 +223,53 @@ def _rel(a, b):
 
 
 def run(sizes=SIZES, quick=False, seed=0) -> list:
-    torch, t_grad_norm, t_hessian_forms = _torch_fns()
-    counts = QUICK if quick else INSTANCES
+    torch, t_grad_norm, t_hessian_forms, t_hvp_forms = _torch_fns()
+    llc = last_level_cache_bytes()
+    bandwidth = read_bandwidth(llc)
     rows = []
     for m in sizes:
         for case in ("grad-norm", "hessian-forms"):
-            n = counts[case].get(m, max(1, 1024 // m))
-            y, t, H, b, gamma, beta = instances(seed, n, m)
-            ty, tt, tH, tb, tg, tbe = (torch.from_numpy(a) for a in (y, t, H, b, gamma, beta))
+            n = instance_count(case, m, quick, llc)
+            y, t, H, b, gamma, beta = instances(seed, n, m, with_H=case == "hessian-forms")
+            ty, tt, tH, tb, tg, tbe = (None if a is None else torch.from_numpy(a) for a in (y, t, H, b, gamma, beta))
             # warm-up: the first call of a vmap-ed function traces it
+            hvp_s = None
             if case == "grad-norm":
                 t_grad_norm(ty[:1], tt[:1], tg[:1], tbe[:1])
-            else:
-                t_hessian_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
-            if case == "grad-norm":
                 ours_s, ours = _best(lambda: ours_grad_norm(y, t, gamma, beta), REPEATS)
-                torch_s, theirs = _best(lambda: t_grad_norm(ty, tt, tg, tbe), REPEATS)
+                torch_s, theirs = _best(lambda: _blocks(t_grad_norm, TORCH_BLOCK_BYTES // (8 * m), ty, tt, tg, tbe), REPEATS)
                 diff = _rel(ours, theirs.numpy())
             else:
-                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta), REPEATS)
-                torch_s, theirs = _best(lambda: t_hessian_forms(ty, tH, tb, tg, tbe), 2 if m >= 256 else REPEATS)
-                diff = max(_rel(ours[0], theirs[0].numpy()), _rel(ours[1], theirs[1].numpy()))
+                t_hessian_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
+                t_hvp_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
+                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta, llc), REPEATS)
+                block = max(1, TORCH_BLOCK_BYTES // (8 * m * m))
+                torch_s, theirs = _best(lambda: _blocks(t_hessian_forms, block, ty, tH, tb, tg, tbe), 2 if m >= 256 else REPEATS)
+                hvp_s, hvp = _best(lambda: _blocks(t_hvp_forms, block, ty, tH, tb, tg, tbe), REPEATS)
+                diff = max(_rel(ours[0], theirs[0].numpy()), _rel(ours[1], theirs[1].numpy()),
+                           _rel(ours[0], hvp[0].numpy()), _rel(ours[1], hvp[1].numpy()))
             if diff > AGREEMENT:
                 raise AssertionError(f"{case} at m = {m}: ours and torch.func differ by {diff:.3g} (relative)")
-            rows.append(BenchRow(m, case, n, 1e6 * ours_s / n, 1e6 * torch_s / n, torch_s / ours_s, diff))
-    return rows
+            nbytes = bytes_per_instance(case, m)
+            limit_us = 1e6 * nbytes / bandwidth
+            ours_us = 1e6 * ours_s / n
+            rows.append(BenchRow(
+                m, case, n, ours_us, 1e6 * torch_s / n, torch_s / ours_s,
+                None if hvp_s is None else 1e6 * hvp_s / n, None if hvp_s is None else hvp_s / ours_s,
+                nbytes, limit_us, ours_us / limit_us, n * nbytes / 2**20, diff))
+    return rows, {"llc_bytes": llc, "read_bandwidth_gb_s": bandwidth / 1e9}
 
 
-def format_text(rows) -> str:
-    lines = [f"{'m':>5}  {'case':<14} {'N':>5}  {'ours (us)':>12}  {'torch.func (us)':>16}  {'speedup':>9}  rel diff"]
+def format_text(rows, machine) -> str:
+    lines = [f"{'m':>5}  {'case':<14} {'N':>6}  {'ours (us)':>10}  {'hessian (us)':>12}  {'x':>5}  "
+             f"{'HVP (us)':>9}  {'x':>5}  {'limit (us)':>10}  {'ours/limit':>10}  rel diff"]
     for r in rows:
-        lines.append(f"{r.m:>5}  {r.case:<14} {r.instances:>5}  {r.ours_us:>12.2f}  {r.torch_func_us:>16.1f}  "
-                     f"{r.speedup:>8.0f}x  {r.max_rel_diff:.1e}")
+        hvp = f"{r.torch_hvp_us:>9.1f}  {r.speedup_vs_hvp:>5.1f}" if r.torch_hvp_us is not None else f"{'-':>9}  {'-':>5}"
+        lines.append(f"{r.m:>5}  {r.case:<14} {r.instances:>6}  {r.ours_us:>10.2f}  {r.torch_func_us:>12.1f}  "
+                     f"{r.speedup:>5.0f}  {hvp}  {r.limit_us:>10.2f}  {r.ours_over_limit:>10.1f}  {r.max_rel_diff:.1e}")
+    lines.append(f"hessian: vmap(grad) for grad-norm, vmap(hessian) for hessian-forms; HVP: vmap of jvp(grad); "
+                 f"limit: input bytes / read bandwidth {machine['read_bandwidth_gb_s']:.1f} GB/s "
+                 f"(one core, working set >= {WORKING_SET_LLC_MULTIPLE} x LLC of {machine['llc_bytes'] / 2**20:.0f} MiB)")
     ours = {(r.case, r.m): r.ours_us for r in rows}
     ms = sorted({r.m for r in rows})
     if len(ms) >= 2:
@@ -191,11 +292,11 @@ def main(argv=None) -> int:
     if bad:
         print(f"error: batch size {bad[0]}: BatchNorm needs m >= 2", file=sys.stderr)
         return 2
-    rows = run(args.sizes, args.quick, args.seed)
+    rows, machine = run(args.sizes, args.quick, args.seed)
     if args.json:
-        print(json.dumps({"rows": [{k: v for k, v in asdict(r).items()} for r in rows]}, indent=2))
+        print(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
     else:
-        sys.stdout.write(format_text(rows))
+        sys.stdout.write(format_text(rows, machine))
     return 0
 
 

@@ -17,8 +17,32 @@ def test_quick_run_has_the_documented_json_shape(capsys):
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert {(r["m"], r["case"]) for r in rows} == {(m, c) for m in (8, 16) for c in ("grad-norm", "hessian-forms")}
     for r in rows:
-        assert {"m", "case", "ours_us", "torch_func_us", "speedup"} <= set(r)
+        assert {"m", "case", "ours_us", "torch_func_us", "speedup", "torch_hvp_us", "speedup_vs_hvp",
+                "limit_us", "ours_over_limit", "bytes_per_instance"} <= set(r)
         assert r["ours_us"] > 0 and r["torch_func_us"] > 0 and r["max_rel_diff"] < bench.AGREEMENT
+        assert r["limit_us"] > 0 and r["ours_over_limit"] == pytest.approx(r["ours_us"] / r["limit_us"])
+        # the HVP baseline is a Hessian-vector product: it exists for the Hessian forms only
+        assert (r["torch_hvp_us"] is not None) == (r["case"] == "hessian-forms")
+
+
+def test_the_memory_bound_counts_the_dense_H_of_every_instance():
+    assert bench.bytes_per_instance("hessian-forms", 1024) == 8 * (1024 * 1024 + 2 * 1024 + 2)
+    assert bench.bytes_per_instance("grad-norm", 1024) == 8 * (2 * 1024 + 2)
+
+
+def test_full_runs_stream_a_working_set_larger_than_the_last_level_cache():
+    llc = bench.last_level_cache_bytes()
+    for m in bench.SIZES:
+        n = bench.instance_count("hessian-forms", m, quick=False, llc_bytes=llc)
+        assert n * bench.bytes_per_instance("hessian-forms", m) >= bench.WORKING_SET_LLC_MULTIPLE * llc
+
+
+def test_blocked_hessian_forms_equal_the_unblocked_ones():
+    y, t, H, b, gamma, beta = bench.instances(0, 7, 16)
+    whole = bench._hessian_forms_block(y, H, b, gamma, beta)
+    blocked = bench.ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=2 * 8 * 16 * 16 * 3)  # blocks of 3
+    np.testing.assert_array_equal(whole[0], blocked[0])
+    np.testing.assert_array_equal(whole[1], blocked[1])
 
 
 def test_text_output_states_the_growth_of_our_cost(capsys):
@@ -28,7 +52,7 @@ def test_text_output_states_the_growth_of_our_cost(capsys):
 
 def test_a_wrong_closed_form_is_caught_before_any_timing(monkeypatch):
     original = bench.ours_hessian_forms
-    monkeypatch.setattr(bench, "ours_hessian_forms", lambda *a: tuple(np.asarray(x) * 1.001 for x in original(*a)))
+    monkeypatch.setattr(bench, "ours_hessian_forms", lambda *a, **k: tuple(np.asarray(x) * 1.001 for x in original(*a, **k)))
     with pytest.raises(AssertionError, match="differ"):
         bench.run(sizes=(8,), quick=True)
 

@@ -104,5 +104,27 @@ def test_the_checkpoint_holds_model_optimiser_every_rng_and_the_data_order(tmp_p
 
 def test_an_unreadable_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / records.CHECKPOINT).write_bytes(b"garbage")
-    with pytest.raises(checkpoint.CheckpointError, match="cannot be read"):
+    with pytest.raises(checkpoint.CheckpointError, match="is not a complete checkpoint"):
         run_training(CONFIG, str(tmp_path), resume=True, progress=False)
+
+
+def test_a_half_written_checkpoint_is_named_as_incomplete_in_one_line(tmp_path):
+    path = tmp_path / records.CHECKPOINT
+    run_training(CONFIG, str(tmp_path), progress=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load(str(path))
+    message = str(err.value)
+    assert "not a complete checkpoint" in message and str(path) in message and "\n" not in message
+    assert "Errno" not in message
+
+
+def test_a_checkpoint_with_foreign_objects_is_refused_without_advising_unsafe_loading(tmp_path):
+    import datetime
+    path = tmp_path / records.CHECKPOINT
+    torch.save({"format": checkpoint.FORMAT, "when": datetime.date(2020, 1, 1)}, path)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load(str(path))
+    message = str(err.value)
+    assert "refusing" in message and "weights_only" not in message and "\n" not in message

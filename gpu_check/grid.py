@@ -518,13 +518,19 @@ def run_task(task: Task, *, on_done=None) -> list:
                 clear_dead_start(d)
             items.append((i, c, d, state == "partial"))
         if task.stacked and items:
-            def done(j, summary):
-                i, _, _, resumed = items[j]
-                results[i] = _result(task.points[i], summary, f"{fast_dln.route_name(configs[0])}(K={len(items)})",
-                                     resumed)
-                if on_done:
-                    on_done(results[i])
-            fast_dln.train_stack([(c, d, r) for _, c, d, r in items], device=configs[0].device, on_done=done)
+            # a stack killed while writing its checkpoints leaves its points one checkpoint apart:
+            # each start step is a stack of its own
+            by_start = {}
+            for item in items:
+                by_start.setdefault(_checkpoint_step(item[2]) if item[3] else 0, []).append(item)
+            for group in by_start.values():
+                def done(j, summary, group=group):
+                    i, _, _, resumed = group[j]
+                    results[i] = _result(task.points[i], summary,
+                                         f"{fast_dln.route_name(configs[0])}(K={len(group)})", resumed)
+                    if on_done:
+                        on_done(results[i])
+                fast_dln.train_stack([(c, d, r) for _, c, d, r in group], device=configs[0].device, on_done=done)
         else:
             for i, c, d, resumed in items:
                 summary = run_training(c, d, resume=resumed, progress=False, log=lambda m: None)

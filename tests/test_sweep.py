@@ -171,3 +171,16 @@ def test_reproduce_reads_a_grid_directory(tmp_path, small_grid):
     from gpu_check import reproduce
     assert reproduce.main(["--runs", small_grid, "--out", str(tmp_path / "r.md")]) == 0
     assert "dln-paper" in (tmp_path / "r.md").read_text()
+
+
+def test_a_stack_whose_points_stopped_at_different_checkpoints_resumes_each(tmp_path):
+    out = str(tmp_path / "g")
+    grid = G.make_grid(["dln-paper"], ["bn"], [1e-7], [0, 1], {"steps": 10, "checkpoint_every": 2, "probe_every": 0})
+    for point, stop in zip(grid.points(), (7, 5)):             # checkpoints at steps 6 and 4
+        with pytest.raises(SimulatedInterruption):
+            run_training(grid.config(point), os.path.join(out, point.name), progress=False, stop_after=stop)
+    task = G.Task(out, tuple(grid.points()), tuple(G.config_to_dict(grid.config(p)) for p in grid.points()), True)
+    results = G.run_task(task)
+    assert [r.status for r in results] == ["complete", "complete"] and all(r.resumed for r in results)
+    for p in grid.points():
+        assert events(os.path.join(out, p.name)) == ["start", "resume", "complete"]

@@ -54,6 +54,10 @@ MOMENT_NORMS = ("none", "bn", "l2")
 # and step, which a vmap over networks cannot express).
 VMAP_NORMS = ("l1", "linf")
 ROUTES = {**{n: "moments" for n in MOMENT_NORMS}, **{n: "stacked" for n in VMAP_NORMS}}
+# The fewest points for which a stack beats separate runs (python -m gpu_check.bench, dln-paper, one
+# thread: the moment route is on par at K = 1 and 3x faster at K = 4; the vmap route is 0.6-0.9x at
+# K = 1 and 1.2x at K = 4).
+MIN_STACK = {"moments": 1, "stacked": 4}
 # float32's largest finite value: an eager run's float32 loss is inf beyond it, and the run then
 # stops as diverged; the moment route's float64 loss is rounded to float32 for the same test.
 FLOAT32_MAX = float(np.finfo(np.float32).max)

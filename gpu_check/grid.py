@@ -406,9 +406,9 @@ class Task:
 
 
 def plan(grid: Grid, out: str, stack_size: int = 16) -> tuple:
-    """(tasks, skipped results): complete and diverged points are not run; DLN points of a
-    moment norm (route 'auto') are grouped by their stack key and resume step into stacks of at
-    most ``stack_size``."""
+    """(tasks, skipped results): complete and diverged points are not run; DLN points a stack can
+    train (route 'auto'; gpu_check.fast_dln.ROUTES) are grouped by their stack key and resume step
+    into stacks of at most ``stack_size`` when there are at least MIN_STACK of them."""
     from gpu_check import fast_dln
 
     skipped, single, stacks = [], [], {}
@@ -426,6 +426,9 @@ def plan(grid: Grid, out: str, stack_size: int = 16) -> tuple:
             single.append((point, cfg))
     tasks = []
     for group in stacks.values():
+        if len(group) < fast_dln.MIN_STACK[fast_dln.route_name(group[0][1])]:
+            single += group            # too few points for the stack to beat separate runs
+            continue
         for i in range(0, len(group), stack_size):
             part = group[i:i + stack_size]
             tasks.append(Task(out, tuple(p for p, _ in part), tuple(config_to_dict(c) for _, c in part), True))
@@ -436,9 +439,14 @@ def plan(grid: Grid, out: str, stack_size: int = 16) -> tuple:
 def balance(tasks: list, workers: int) -> list:
     """Split stacks so that there are at least ``workers`` tasks when there are enough points
     (a stack of K costs about as much as a stack of 1, so a lone stack would idle the other workers)."""
+    from gpu_check import fast_dln
+    from gpu_check.config import config_from_dict
+
+    def splittable(t):
+        return t.stacked and len(t.points) >= 2 * fast_dln.MIN_STACK[fast_dln.route_name(config_from_dict(t.configs[0]))]
     tasks = list(tasks)
     while len(tasks) < workers:
-        big = max((t for t in tasks if t.stacked and len(t.points) > 1), key=lambda t: len(t.points), default=None)
+        big = max((t for t in tasks if splittable(t)), key=lambda t: len(t.points), default=None)
         if big is None:
             break
         h = len(big.points) // 2

@@ -147,3 +147,19 @@ def test_expand_runs_reads_a_grid_directory_as_its_runs(tmp_path):
         os.makedirs(tmp_path / p.name)
         (tmp_path / p.name / "config.json").write_text("{}")
     assert G.expand_runs([str(tmp_path), "/some/run"]) == [str(tmp_path / "smoke/bn/lr1e-3/seed0"), "/some/run"]
+
+
+def test_plan_stacks_dln_points_only_where_a_stack_beats_separate_runs(tmp_path):
+    from gpu_check import fast_dln
+
+    def routes(norm, seeds, route="auto"):
+        g = G.make_grid(["dln-paper"], [norm], [1e-7], list(range(seeds)), {"steps": 3}, route)
+        tasks, _ = G.plan(g, str(tmp_path / f"{norm}{seeds}{route}"))
+        return sorted((t.stacked, len(t.points)) for t in tasks)
+    assert routes("bn", 1) == [(True, 1)]
+    assert routes("l1", fast_dln.MIN_STACK["stacked"] - 1) == [(False, 1)] * (fast_dln.MIN_STACK["stacked"] - 1)
+    assert routes("linf", 4) == [(True, 4)]
+    assert routes("noisy-bn", 2) == [(False, 1), (False, 1)]
+    assert routes("bn", 3, "separate") == [(False, 1)] * 3
+    g = G.make_grid(["smoke"], ["bn"], [1e-3], [0, 1], {"steps": 3})
+    assert all(not t.stacked for t in G.plan(g, str(tmp_path / "smoke"))[0])   # a VGG: always separate

@@ -169,7 +169,7 @@ class Member:
     probe_now: float = 0.0                           # seconds probing at the current step
 
 
-def _open(config: RunConfig, run_dir: str, resume: bool, device, log) -> Member:
+def _open(config: RunConfig, run_dir: str, resume: bool, device) -> Member:
     """The member's run directory opened as gpu_check.train.run_training opens a run."""
     os.makedirs(run_dir, exist_ok=True)
     ckpt = os.path.join(run_dir, records.CHECKPOINT)
@@ -350,13 +350,12 @@ class VmapStack:
                 model.get_buffer(name).copy_(v[k])
 
 
-def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, stop_after: int = None) -> list:
+def train_stack(items: list, *, device: str = "cpu", on_done=None, stop_after: int = None) -> list:
     """Train (or continue) the runs of ``items`` = [(config, run_dir, resume)] together by the
     moment route.  Every config must be supported and share one ``stack_key`` and one start step.
     Returns one RunSummary per item, in order; ``on_done(index, summary)`` is called as each run
     ends (diverged runs leave the stack early).  ``stop_after``: as in run_training, a testing aid
     that 'dies' (SimulatedInterruption) when step ``stop_after`` is reached."""
-    log = log or (lambda msg: None)
     if not items:
         return []
     configs = [c for c, _, _ in items]
@@ -368,7 +367,7 @@ def train_stack(items: list, *, device: str = "cpu", log=None, on_done=None, sto
     dev = resolve_device(device if device != "auto" else configs[0].device)
     if dev.type == "cpu":         # process-wide, as in a separate run
         torch.set_num_threads(configs[0].cpu_threads)
-    members = [_open(c, d, r, dev, log) for c, d, r in items]
+    members = [_open(c, d, r, dev) for c, d, r in items]
     order = {id(m): i for i, m in enumerate(members)}
     if len({m.start for m in members}) != 1:
         raise StackError("stacked runs must resume from the same step")

@@ -24,19 +24,18 @@ the same run directory.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import product
 from typing import Optional
 
 from gpu_check import records
-from gpu_check.config import (MEASUREMENTS, NORMS, PRESETS, ConfigError, RunConfig, check_learning_rate,
+from gpu_check.config import (NORMS, PRESETS, ConfigError, RunConfig, check_learning_rate,
                               config_to_dict, preset, with_learning_rate, with_overrides)
 
 GRID_FILE = "grid.json"

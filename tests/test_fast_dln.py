@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gpu_check import fast_dln, records
-from gpu_check.config import DLNConfig, preset, validate, with_learning_rate, with_overrides
+from gpu_check.config import preset, validate, with_learning_rate, with_overrides
 from gpu_check.train import SimulatedInterruption, prepare_network, run_training
 
 # A DLN-only run small enough for many tests (the smoke preset's DLN, without its VGG).

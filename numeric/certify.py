@@ -30,10 +30,9 @@ import numpy as np
 import sympy as sp
 
 from numeric import maxima
-from numeric.quantities import max_weight_grad_norm_sq
 from theory import bn
 from theory.ops import INTERVAL_DIGITS, IntervalOps, SympyOps
-from theory.quantities import Quantities
+from theory.quantities import Quantities, max_weight_grad_norm_sq
 
 INTERVAL = "interval-60"
 EXACT = "exact"
@@ -144,8 +143,8 @@ def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
         values["jac_z_y"] = bn.jacobian_z_y(ops, y_hat, sigma, gamma, mm)
     if ex.get("lam") is not None:
         lam = number(ex["lam"])
-        values.update(lam=lam, gW_max=max_weight_grad_norm_sq(g, lam, ops),
-                      gW_hat_max=max_weight_grad_norm_sq(v, lam, ops))
+        values.update(lam=lam, gW_max=max_weight_grad_norm_sq(ops, g, lam),
+                      gW_hat_max=max_weight_grad_norm_sq(ops, v, lam))
         if need & {"betaW_max", "betaW_hat_max"}:
             if not isinstance(ops, IntervalOps):
                 raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.ops import NumpyOps
+from theory.vocab import UNIT_ROUNDOFF
+
+# ||H||_F^2 of a diagonal-plus-low-rank H is a sum of three terms, each a chain of inner products
+# of length <= m (relative error <= m u each, Higham's gamma_m); 64 m u times their magnitude
+# bounds the error of the sum with margin, as in theory.vocab.ROUNDING_SAFETY.
+FROB_ROUNDING_SAFETY = 64.0
 
 
 @dataclass(frozen=True)
@@ -41,11 +47,27 @@ class DiagLowRank:
         return self.diag * a + np.einsum("nik,nk->ni", self.U, self.s * np.einsum("nik,ni->nk", self.U, a))
 
     def frob(self):
-        """||H||_F, (N,), in O(m k^2): ||D||^2 + 2 sum_k s_k u_k^T D u_k + ||U S U^T||_F^2."""
+        """||H||_F, (N,), in O(m k^2): ||D||^2 + 2 sum_k s_k u_k^T D u_k + ||U S U^T||_F^2.
+
+        The three terms cancel only where H is 0 up to rounding; a sum that rounding leaves below 0
+        is within FROB_ROUNDING_SAFETY m u of the terms' magnitude, and its norm is 0 to that
+        accuracy.  A sum further below 0 is not rounding, and is an error."""
         gram = np.einsum("nik,nil->nkl", self.U, self.U)                     # (N, k, k)
         low = np.einsum("nk,nkl,nl,nlk->n", self.s, gram, self.s, gram)      # tr((S G)^2)
         cross = 2 * np.einsum("nk,nik,ni,nik->n", self.s, self.U, self.diag, self.U)
-        return np.sqrt(np.maximum(np.einsum("ni,ni->n", self.diag, self.diag) + cross + low, 0.0))
+        square = np.einsum("ni,ni->n", self.diag, self.diag)
+        total = square + cross + low
+        if (total < 0).any():
+            magnitude = square + 2 * np.einsum("nk,nik,ni,nik->n", np.abs(self.s), self.U, np.abs(self.diag), self.U) \
+                + np.einsum("nk,nkl,nl,nkl->n", np.abs(self.s), gram, np.abs(self.s), gram)
+            budget = FROB_ROUNDING_SAFETY * self.diag.shape[1] * UNIT_ROUNDOFF * magnitude
+            bad = total < -budget
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"instance {i}: ||H||_F^2 computes to {total[i]!r}, below 0 by more than rounding "
+                                 f"({budget[i]!r}): the diagonal-plus-low-rank factors are inconsistent")
+            total = np.where(total < 0, 0.0, total)
+        return np.sqrt(total)
 
     def dense(self):
         """(N, m, m) -- only for small m."""

@@ -40,9 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.bn import BatchNormInputError
+from theory.vocab import UNIT_ROUNDOFF as _U
 
-# Unit roundoff of float64.
-_U = np.finfo(np.float64).eps / 2
 # Newton-with-bisection iterations: bisection alone halves the bracket's logarithmic width,
 # which spans at most ~2100 binary orders of magnitude of float64 in the worst case, but it is
 # only taken when Newton leaves the bracket; Newton on the concave secular function converges
@@ -59,6 +58,9 @@ _SHIFT_FLOOR = 2.0 ** -200
 # |a|_max (||c|| + r)^2, each carrying an error of a few m u (Higham's gamma_m for the
 # eigen-coordinates and the sum), so 64 m u x that magnitude covers them with margin.
 _GAP_SAFETY = 64.0
+# A Hessian is symmetric; rounding in its assembly (a few products of length m) leaves an
+# asymmetry of a few m u |A|; 1000 m u |A| is far above that and far below any real asymmetry.
+_SYMMETRY_SAFETY = 1e3
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,7 @@ def _validate(u, A, lam):
         raise BatchNormInputError(f"lambda must be > 0, got {lam[lam <= 0][0]!r}")
     asym = np.abs(A - np.swapaxes(A, -1, -2)).max(axis=(-1, -2))
     size = np.abs(A).max(axis=(-1, -2))
-    # A Hessian is symmetric; rounding in its assembly leaves an asymmetry of a few m u |A|.
-    bad = asym > 1e3 * m * _U * np.maximum(size, np.finfo(np.float64).tiny)
+    bad = asym > _SYMMETRY_SAFETY * m * _U * np.maximum(size, np.finfo(np.float64).tiny)
     if bad.any():
         k = int(np.argmax(bad))
         raise BatchNormInputError(f"A[{k}] is not symmetric (max |A - A^T| = {asym[k]!r})")

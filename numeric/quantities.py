@@ -1,18 +1,21 @@
 """Build the ``Quantities`` of N float64 instances, vectorised (no loop per instance).
 
-``bn_channel_quantities`` is the entry point for one BatchNorm channel per instance.  The
-measured values (gradient and Hessian forms through BatchNorm) are taken from the caller when
-given (the trajectory probes pass what double backward measured on the real network) and are
-otherwise computed from the derived closed forms of theory.bn in O(m^2) per instance.
+``bn_channel_quantities`` is the entry point for one BatchNorm channel per instance: it
+validates float64 inputs and hands them to theory.quantities.channel_quantities, the one
+builder of a channel's quantities.  The measured values (gradient and Hessian forms through
+BatchNorm) are taken from the caller when given (the trajectory probes pass what double
+backward measured on the real network) and are otherwise computed from the derived closed
+forms of theory.bn in O(m^2) per instance.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from numeric.hessians import DiagLowRank, StructuredOps
+from numeric.maxima import max_weight_space_smoothness
 from theory import bn
 from theory.ops import NumpyOps
-from theory.quantities import Quantities
+from theory.quantities import MATRICES, Quantities, channel_quantities
 
 OPS = NumpyOps()
 STRUCTURED_OPS = StructuredOps()
@@ -31,7 +34,7 @@ def _scalar_array(x, n, name):
 def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=None, H_gg=None,
                           H_vv=None, hess_bn_vv=None, lam=None, full_matrices=False,
                           weight_space_maxima=False) -> Quantities:
-    """Quantities of N BatchNorm channels.
+    """Quantities of N BatchNorm channels: validated float64 inputs for theory.quantities.channel_quantities.
 
     y, g: (N, m) pre-BN activations and dL/dz.  gamma, beta, eps: scalars or (N,).
     H: (N, m, m) d^2L/dz^2 (optional), or a numeric.hessians.DiagLowRank (diagonal plus low
@@ -47,12 +50,7 @@ def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=N
     if (gamma == 0).any():
         raise bn.BatchNormInputError("gamma = 0: the BN layer is constant and sigma/gamma terms are undefined")
     beta = _scalar_array(beta, n, "beta")
-    mu, sigma, y_hat = bn.batch_statistics(OPS, y, m, eps)
-    values = dict(m=np.full(n, float(m)), gamma=gamma, beta=beta, eps=eps, y=y, mu=mu, sigma=sigma,
-                  y_hat=y_hat, g=g)
-    v = bn.grad_y_bn(OPS, g, y_hat, sigma, gamma, m) if grad_y_bn is None \
-        else bn.validate_same_shape(y, grad_y_bn, "grad_y_bn")
-    values["grad_y_bn"] = v
+    measured = dict(grad_y_bn=None if grad_y_bn is None else bn.validate_same_shape(y, grad_y_bn, "grad_y_bn"))
     if isinstance(H, DiagLowRank):
         if H.shape != (n, m, m):
             raise bn.BatchNormInputError(f"H has shape {H.shape}, expected {(n, m, m)}")
@@ -61,12 +59,8 @@ def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=N
         if full_matrices or weight_space_maxima:
             H = H.dense()
         else:
-            values["H_frob"] = H.frob()
-            values["H_gg"] = H.bilinear(g, g)
-            values["H_vv"] = H.bilinear(v, v)
-            values["hess_bn_vv"] = bn.hessian_bn_bilinear(STRUCTURED_OPS, H, g, y_hat, sigma, gamma, m, v, v)
-            H = None
-    if H is not None:
+            measured["H_frob"] = H.frob()
+    if H is not None and not isinstance(H, DiagLowRank):
         H = np.asarray(H, dtype=np.float64)
         if H.ndim == 2:
             H = H[None]
@@ -74,42 +68,27 @@ def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=N
             raise bn.BatchNormInputError(f"H has shape {H.shape}, expected {(n, m, m)}")
         if not np.isfinite(H).all():
             raise bn.BatchNormInputError("H contains NaN or Inf")
-        values["H"] = H
-        values["H_frob"] = np.sqrt(OPS.frob_sq(H))
-        # quadratic forms through BLAS (numeric.hessians.StructuredOps): same values, ~8x faster
-        values["H_gg"] = STRUCTURED_OPS.bilinear(H, g, g)
-        values["H_vv"] = STRUCTURED_OPS.bilinear(H, v, v)
-        values["hess_bn_vv"] = bn.hessian_bn_bilinear(STRUCTURED_OPS, H, g, y_hat, sigma, gamma, m, v, v)
-        if full_matrices:
-            values["hess_bn"] = bn.hessian_bn_matrix(OPS, H, g, y_hat, sigma, gamma, m)
-    if full_matrices:
-        values["jac_z_y"] = bn.jacobian_z_y(OPS, y_hat, sigma, gamma, m)
     for name, given in (("H_gg", H_gg), ("H_vv", H_vv), ("hess_bn_vv", hess_bn_vv)):
         if given is not None:
-            values[name] = _scalar_array(given, n, name)
+            measured[name] = _scalar_array(given, n, name)
     if lam is not None:
         lam = _scalar_array(lam, n, "lam")
         if (lam <= 0).any():
             raise bn.BatchNormInputError(f"lambda must be > 0, got {lam[lam <= 0][0]!r}")
-        values["lam"] = lam
-        values["gW_max"] = max_weight_grad_norm_sq(g, lam)
-        values["gW_hat_max"] = max_weight_grad_norm_sq(v, lam)
-        if weight_space_maxima:
-            if H is None:
-                raise bn.BatchNormInputError("the maxima of Theorem C.1 need H")
-            from numeric.maxima import max_weight_space_smoothness
-            hess_bn = values.get("hess_bn")
-            if hess_bn is None:
-                hess_bn = bn.hessian_bn_matrix(OPS, H, g, y_hat, sigma, gamma, m)
-            values["betaW_max"] = max_weight_space_smoothness(g, H, lam)
-            values["betaW_hat_max"] = max_weight_space_smoothness(v, hess_bn, lam)
+    weight_space_maxima = weight_space_maxima and lam is not None     # the maxima are over ||X||_2 <= lam
+    if weight_space_maxima and H is None:
+        raise bn.BatchNormInputError("the maxima of Theorem C.1 need H")
+    # quadratic forms of H through BLAS (numeric.hessians.StructuredOps, which also takes a
+    # DiagLowRank H); every other operation is NumpyOps' own
+    q = channel_quantities(STRUCTURED_OPS, np.full(n, float(m)), gamma, g, y=y, beta=beta, eps=eps, H=H,
+                           lam=lam, measured=measured, matrices=MATRICES if full_matrices else ())
+    values = dict(q.values)
+    if isinstance(H, DiagLowRank):
+        del values["H"]     # only its quadratic forms: the registry's dense formulas read q.H as a matrix
+    if weight_space_maxima:
+        hess_bn = values.get("hess_bn")
+        if hess_bn is None:
+            hess_bn = bn.hessian_bn_matrix(OPS, H, g, values["y_hat"], values["sigma"], gamma, m)
+        values["betaW_max"] = max_weight_space_smoothness(g, H, lam)
+        values["betaW_hat_max"] = max_weight_space_smoothness(values["grad_y_bn"], hess_bn, lam)
     return Quantities(OPS, values)
-
-
-def max_weight_grad_norm_sq(u, lam, ops=OPS):
-    """max_{||X||_2 <= lam} ||X^T u||^2 = lam^2 ||u||^2, (N,).
-
-    ||X^T u|| <= ||X||_2 ||u|| for every X, with equality at X = lam u e_1^T/||u||, so the maximum
-    over the spectral-norm ball is attained and equals lam^2 ||u||^2 for any input width d >= 1.
-    """
-    return lam**2 * ops.vec_sq(u)

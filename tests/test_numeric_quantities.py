@@ -115,3 +115,20 @@ def test_bad_input_names_the_problem(kwargs, message):
 def test_weight_space_maxima_without_h_is_refused():
     with pytest.raises(BatchNormInputError, match="need H"):
         bn_channel_quantities(np.array([[1.0, 2.0]]), np.array([[0.5, -1.0]]), 1.0, lam=1.0, weight_space_maxima=True)
+
+
+def test_frobenius_norm_of_a_cancelling_diagonal_plus_low_rank_h_is_zero_to_rounding():
+    # H = diag(-a^2 e_1) + a e_1 (a e_1)^T is exactly 0; the three terms of ||H||_F^2 cancel
+    a = np.array([0.1, 0.3, 1 / 3, 7.0])
+    n, m = a.size, 5
+    diag = np.zeros((n, m))
+    diag[:, 0] = -a * a
+    U = np.zeros((n, m, 1))
+    U[:, 0, 0] = a
+    H = DiagLowRank(diag, U, np.ones((n, 1)))
+    frob = H.frob()
+    # the terms have magnitude <= 4 a^4, so the computed sum is within the rounding budget of 0
+    from numeric.hessians import FROB_ROUNDING_SAFETY
+    from theory.vocab import UNIT_ROUNDOFF
+    assert np.all(np.isfinite(frob)) and np.all(frob <= np.sqrt(FROB_ROUNDING_SAFETY * m * UNIT_ROUNDOFF * 4) * a**2)
+    np.testing.assert_array_equal(H.dense(), np.zeros((n, m, m)))

@@ -76,11 +76,17 @@ def validate_same_shape(reference, other, name):
 # The forward map (definition)
 # ---------------------------------------------------------------------------------------------
 
-def batch_statistics(ops, y, m, eps):
-    """mu, sigma, y_hat of the training-mode map.  y (N, m) -> (N,), (N,), (N, m)."""
+def batch_moments(ops, y, m):
+    """mu, y - mu and the biased variance of a batch.  y (N, m) -> (N,), (N, m), (N,)."""
     mu = ops.total(y) / m                                    # (N,)
     centred = y - ops.scale(mu, ops.ones_like(y))            # (N, m)
-    sigma = ops.sqrt(ops.vec_sq(centred) / m + eps)          # (N,)  biased std (+ eps)
+    return mu, centred, ops.vec_sq(centred) / m              # biased variance (N,)
+
+
+def batch_statistics(ops, y, m, eps):
+    """mu, sigma, y_hat of the training-mode map.  y (N, m) -> (N,), (N,), (N, m)."""
+    mu, centred, variance = batch_moments(ops, y, m)
+    sigma = ops.sqrt(variance + eps)                         # (N,)  biased std (+ eps)
     y_hat = ops.scale(1 / sigma, centred)                    # (N, m)
     return mu, sigma, y_hat
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import sympy as sp
 
-from theory import derive, symbols as S
+from theory import lemma45
 from theory.counterexamples import smallest_counterexample
 from theory.fileio import atomic_write_text
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
+from theory.vocab import Relation, Setting, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICT_CACHE = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
@@ -56,16 +57,21 @@ def _calculus_section() -> list:
     ]
 
 
+def _toy_counterexample_lines(variant) -> list:
+    lc = lemma45.minimal_counterexample(variant)
+    if lc is None:
+        return []
+    return ["Smallest counterexample (exact, `theory.lemma45.minimal_counterexample`): data "
+            f"$X = {sp.latex(lc.X)}$, targets $t = {sp.latex(lc.t.T)}^\\top$, "
+            f"$W_0 = W^* = {sp.latex(lc.W_star.T)}^\\top$; the BN optima are the ray through "
+            f"${sp.latex(lc.bn_direction.T)}^\\top$; LHS $= {sp.latex(lc.lhs)}$, RHS $= {sp.latex(lc.rhs)}$.", ""]
+
+
 def _counterexample_lines(statement, variant) -> list:
+    if statement.setting is Setting.TOY_REGRESSION:
+        return _toy_counterexample_lines(variant)
     cx = smallest_counterexample(statement.id, variant.name)
     if cx is None:
-        if statement.id == "lemma-4.5" and variant.name == "printed":
-            from theory.lemma45 import minimal_counterexample
-            lc = minimal_counterexample()
-            return ["Smallest counterexample (exact, `theory.lemma45.minimal_counterexample`): data "
-                    f"$X = {sp.latex(lc.X)}$, targets $t = {sp.latex(lc.t.T)}^\\top$, "
-                    f"$W_0 = W^* = {sp.latex(lc.W_star.T)}^\\top$; the BN optima are the ray through "
-                    f"${sp.latex(lc.bn_direction.T)}^\\top$; LHS $= {sp.latex(lc.lhs)}$, RHS $= {sp.latex(lc.rhs)}$.", ""]
         return []
     inputs = ", ".join(f"{k} = ${sp.latex(sp.sympify(v)) if not isinstance(v, list) else sp.latex(sp.Matrix(v))}$"
                        for k, v in cx.inputs.items())
@@ -82,7 +88,7 @@ def statement_document(statement, verdicts) -> str:
              "## As printed (literal, from the extraction)", "", "$$", s.printed_latex, "$$", "",
              "## Reading", "", s.reading, "", "## Hypotheses", ""]
     lines += [f"- {h}" for h in s.hypotheses] + [""]
-    if s.setting in ("bn-channel", "weight-space"):
+    if s.setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE):
         lines += _calculus_section()
     lines += ["## Variants", ""]
     for v in s.variants:
@@ -93,12 +99,12 @@ def statement_document(statement, verdicts) -> str:
             lines += ["Extra hypotheses: " + "; ".join(v.extra_hypotheses) + "."]
         lines += [""]
         if verdict.slack:
-            name = "residual (LHS - RHS)" if v.relation == "==" else "slack (RHS - LHS)"
+            name = "residual (LHS - RHS)" if v.relation is Relation.EQ else "slack (RHS - LHS)"
             lines += [f"Exact {name}, as derived:", "", f"$$ {verdict.slack} $$", ""]
         if verdict.condition:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
-        if verdict.verdict == "violated":
+        if verdict.verdict is Verdict.VIOLATED:
             lines += _counterexample_lines(s, v)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -4,9 +4,10 @@ This is the one place that turns the two sides of a variant into slack, relative
 rounding tolerance and a per-instance verdict; the numeric report, the hypothesis tests and
 the trajectory probes all call it.
 
-Sign convention (as in the report): for ``<=`` and ``<``, slack = RHS - LHS (negative means
-violated); for ``==`` the slack is -|LHS - RHS| (Frobenius norm for vectors and matrices), so
-that it is never positive and 0 means exact agreement.  Relative slack = slack/(|LHS| + |RHS|).
+The sign rule, the rounding budget and the per-instance verdict are theory.vocab's
+(``Relation.float_slack``, ``rounding_tolerance``, ``Relation.classify``): for ``<=`` and ``<``,
+slack = RHS - LHS (negative means violated); for ``==`` the slack is -|LHS - RHS| (Frobenius
+norm for vectors and matrices).  Relative slack = slack/(|LHS| + |RHS|).
 """
 from __future__ import annotations
 
@@ -15,29 +16,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.statements import STATEMENTS, Statement, Variant
-
-# Unit roundoff of IEEE float64.
-UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
-# Rounding budget.  Every quantity is a short chain (at most ~10) of products and inner products
-# of length <= m; an inner product of length m carries a relative error <= m u (Higham, gamma_m),
-# so the error of a slack is bounded by about 10 m u times the magnitude of the terms that cancel
-# in it.  ROUNDING_SAFETY = 64 covers that chain with margin, and no more: a violation smaller than
-# 64 m u x scale is reported as 'equality' and must be decided exactly (certification).
-ROUNDING_SAFETY = 64.0
+# Re-exported: numeric.sweep and tests read the rounding budget here; it is defined in vocab.
+from theory.vocab import ROUNDING_SAFETY, UNIT_ROUNDOFF, Relation, Verdict, rounding_tolerance  # noqa: F401
 
 
 @dataclass(frozen=True)
 class VariantResult:
     statement_id: str
     variant: str
-    relation: str
+    relation: Relation
     applicable: object      # bool (N,): the instance meets the variant's hypotheses
     lhs: object             # (N,) value (norm for vectors/matrices)
     rhs: object             # (N,) value (norm for vectors/matrices); nan for definitions
     slack: object           # (N,)
     rel_slack: object       # (N,)
     tolerance: object       # (N,) float64 rounding tolerance on the slack
-    verdicts: object        # (N,) str: 'holds' | 'equality' | 'violated' | 'undefined' | 'n/a'
+    verdicts: object        # (N,) object array of Verdict: HOLDS, EQUALITY, VIOLATED, UNDEFINED, NOT_APPLICABLE
 
     @property
     def n_applicable(self) -> int:
@@ -45,7 +39,7 @@ class VariantResult:
 
     @property
     def n_violated(self) -> int:
-        return int(np.sum(self.verdicts == "violated"))
+        return int(np.sum(self.verdicts == Verdict.VIOLATED))
 
 
 def _is_tensor(x, n):
@@ -71,70 +65,57 @@ def _size_m(q, n):
     return _broadcast(q.values.get("m", 1), n)
 
 
-def _scope_mask(q, variant: Variant, n):
-    eps = _broadcast(q.values.get("eps", 0.0), n)
-    if variant.epsilon == "zero":
-        return eps == 0
-    if variant.epsilon == "positive":
-        return eps > 0
-    return np.ones(n, dtype=bool)
-
-
-def classify(slack, tolerance, relation):
-    """Per-instance verdict from float64 slack and its rounding tolerance."""
-    slack = np.asarray(slack)
-    verdict = np.where(np.abs(slack) <= tolerance, "equality",
-                       np.where(slack > 0, "holds", "violated")).astype(object)
-    if relation == "==":
-        verdict = np.where(np.abs(slack) <= tolerance, "equality", "violated").astype(object)
-    # A strict inequality ('<') is not established by a slack within rounding of 0: that case
-    # stays 'equality' and only exact arithmetic can say on which side of 0 it lies.
-    # A formula undefined at the instance (0/0, e.g. a ratio with ||g|| = 0) is 'undefined',
-    # never 'violated'.
-    return np.where(np.isnan(slack), "undefined", verdict).astype(object)
+def _not_applicable(n):
+    verdicts = np.empty(n, dtype=object)
+    verdicts.fill(Verdict.NOT_APPLICABLE)
+    return verdicts
 
 
 def evaluate_variant(statement: Statement, variant: Variant, q) -> VariantResult:
     """Both sides of one variant on N instances, with slack, tolerance and verdicts."""
     n = _instances(q)
+    relation = variant.relation
     if not q.has(variant.requires):
         nan = np.full(n, np.nan)
-        return VariantResult(statement.id, variant.name, variant.relation, np.zeros(n, bool),
-                             nan, nan, nan, nan, nan, np.full(n, "n/a", dtype=object))
+        return VariantResult(statement.id, variant.name, relation, np.zeros(n, bool),
+                             nan, nan, nan, nan, nan, _not_applicable(n))
     with np.errstate(divide="ignore", invalid="ignore"):
         lhs = variant.lhs(q)
         rhs = variant.rhs(q) if variant.rhs is not None else None
-        applicable = _scope_mask(q, variant, n)
+        applicable = variant.epsilon.admits(_broadcast(q.values.get("eps", 0.0), n))
         if variant.condition is not None:
             applicable &= _broadcast(variant.condition(q), n) > 0
         m = _size_m(q, n)
-        if variant.relation == "definition":
+        if relation is Relation.DEFINITION:
             lhs_v = _flat_norm(lhs) if _is_tensor(lhs, n) else _broadcast(lhs, n)
             nan = np.full(n, np.nan)
-            return VariantResult(statement.id, variant.name, variant.relation, applicable,
-                                 lhs_v, nan, nan, nan, nan,
-                                 np.where(applicable, "n/a", "n/a").astype(object))
+            return VariantResult(statement.id, variant.name, relation, applicable,
+                                 lhs_v, nan, nan, nan, nan, _not_applicable(n))
         if _is_tensor(lhs, n) or _is_tensor(rhs, n):
+            if relation is not Relation.EQ:
+                raise ValueError(f"{statement.id}/{variant.name}: vector or matrix sides need relation '==', "
+                                 f"got {relation.value!r}")
             lhs_t = np.broadcast_to(lhs, np.shape(rhs)) if not _is_tensor(lhs, n) else lhs
             rhs_t = np.broadcast_to(rhs, np.shape(lhs_t)) if not _is_tensor(rhs, n) else rhs
             lhs_v, rhs_v = _flat_norm(lhs_t), _flat_norm(rhs_t)
-            slack = -_flat_norm(lhs_t - rhs_t)
+            # the identity's residual is the Frobenius norm of the difference
+            slack = relation.float_slack(_flat_norm(lhs_t - rhs_t), 0.0)
         else:
             lhs_v, rhs_v = _broadcast(lhs, n), _broadcast(rhs, n)
-            slack = rhs_v - lhs_v if variant.relation in ("<=", "<") else -np.abs(lhs_v - rhs_v)
+            slack = relation.float_slack(lhs_v, rhs_v)
         scale = np.abs(lhs_v) + np.abs(rhs_v)
         if variant.scale is not None:
             scale = np.maximum(scale, np.abs(_broadcast(variant.scale(q), n)))
-        tolerance = ROUNDING_SAFETY * np.maximum(m, 1) * UNIT_ROUNDOFF * scale
+        tolerance = rounding_tolerance(m, scale)
         if variant.constraint is not None:
             residual = np.abs(_broadcast(variant.constraint(q), n))
             constraint_scale = np.abs(_broadcast(variant.constraint_scale(q), n)) \
                 if variant.constraint_scale is not None else residual
-            applicable &= residual <= ROUNDING_SAFETY * np.maximum(m, 1) * UNIT_ROUNDOFF * constraint_scale
+            applicable &= residual <= rounding_tolerance(m, constraint_scale)
         rel = np.where(scale > 0, slack / np.where(scale > 0, scale, 1), 0.0)
-    verdicts = classify(slack, tolerance, variant.relation)
-    verdicts = np.where(applicable, verdicts, "n/a").astype(object)
-    return VariantResult(statement.id, variant.name, variant.relation, applicable,
+    verdicts = relation.classify(slack, tolerance)
+    verdicts[~applicable] = Verdict.NOT_APPLICABLE
+    return VariantResult(statement.id, variant.name, relation, applicable,
                          lhs_v, rhs_v, slack, rel, tolerance, verdicts)
 
 

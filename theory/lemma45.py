@@ -28,6 +28,7 @@ import sympy as sp
 from theory import symbols as S
 from theory.ops import InvariantOps, NumpyOps, SympyOps
 from theory.quantities import Quantities
+from theory.vocab import Verdict
 
 
 class ToyModelError(ValueError):
@@ -35,8 +36,29 @@ class ToyModelError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
+# The optimum sets, once over ops (SymPy rationals: one model; NumPy: N models)
+# ---------------------------------------------------------------------------------------------
+
+def optima(ops, X, t, n):
+    """(W*, d) of n data points: the standard optimum W* = (X^T X)^{-1} X^T t and the direction d
+    = (X_c^T X_c)^{-1} X_c^T t_c of the BN optima {a d : a > 0} (X_c, t_c centred over the data)."""
+    W_star = ops.solve(ops.gram(X), ops.rmatvec(X, t))
+    Xc = ops.centre_rows(X, n)
+    tc = t - ops.scale(ops.total(t) / n, ops.ones_like(t))
+    return W_star, ops.solve(ops.gram(Xc), ops.rmatvec(Xc, tc))
+
+
+def distance_sq_to_bn_optima(ops, W0, direction):
+    """dist(W_0, {a d : a > 0})^2 = ||W_0||^2 - max(<W_0, d>, 0)^2/||d||^2 (an infimum when <W_0, d> <= 0)."""
+    along = ops.positive_part(ops.dot(W0, direction))
+    return ops.dot(W0, W0) - along**2 / ops.dot(direction, direction)
+
+
+# ---------------------------------------------------------------------------------------------
 # Exact (SymPy rationals)
 # ---------------------------------------------------------------------------------------------
+
+EXACT_OPS = SympyOps()
 
 @dataclass(frozen=True)
 class ToyOptima:
@@ -51,31 +73,22 @@ def exact_optima(X, t) -> ToyOptima:
     n, d = X.shape
     if n < 2:
         raise ToyModelError(f"{n} data point(s): BatchNorm over the data needs n >= 2")
-    gram = X.T * X
-    if gram.det() == 0:
+    if EXACT_OPS.gram(X).det() == 0:
         raise ToyModelError("X^T X is singular: the standard optimum is not unique")
-    W_star = gram.LUsolve(X.T * t)
-    Xc = X - sp.ones(n, 1) * (sp.ones(1, n) * X) / n
-    tc = t - sp.ones(n, 1) * (sp.ones(1, n) * t)[0, 0] / n
-    C = Xc.T * Xc
-    if C.det() == 0:
-        raise ToyModelError("the centred inputs are rank deficient: the BN optimum direction is not unique")
-    direction = C.LUsolve(Xc.T * tc)
+    try:
+        W_star, direction = optima(EXACT_OPS, X, t, n)
+    except sp.matrices.exceptions.NonInvertibleMatrixError:
+        raise ToyModelError("the centred inputs are rank deficient: the BN optimum direction is not unique") from None
     if all(e == 0 for e in direction):
         raise ToyModelError("targets uncorrelated with the inputs: every direction is optimal for BN")
     return ToyOptima(X, t, W_star, direction)
 
 
-def exact_distance_sq_to_bn_optima(W0: sp.Matrix, direction: sp.Matrix):
-    along = (W0.T * direction)[0, 0]
-    return (W0.T * W0)[0, 0] - (max(along, 0) ** 2) / (direction.T * direction)[0, 0]
-
-
 def exact_quantities(X, t, W0) -> Quantities:
     opt = exact_optima(X, t)
     W0 = sp.Matrix(W0)
-    return Quantities(SympyOps(), dict(W0=W0, W_star=opt.W_star,
-                                       bn_opt_dist_sq=exact_distance_sq_to_bn_optima(W0, opt.bn_direction)))
+    return Quantities(EXACT_OPS, dict(W0=W0, W_star=opt.W_star,
+                                      bn_opt_dist_sq=distance_sq_to_bn_optima(EXACT_OPS, W0, opt.bn_direction)))
 
 
 @dataclass(frozen=True)
@@ -87,10 +100,7 @@ class Counterexample:
     bn_direction: sp.Matrix
     lhs: sp.Expr
     rhs: sp.Expr
-
-    @property
-    def slack(self):
-        return self.rhs - self.lhs
+    slack: sp.Expr        # the variant's slack (theory.vocab.Relation.slack)
 
     def as_witness(self) -> dict:
         return {"X": self.X.tolist(), "t": list(self.t), "W0": list(self.W0), "W_star": list(self.W_star),
@@ -116,8 +126,9 @@ def minimal_counterexample(variant=None):
             if variant.condition(q) <= 0:
                 continue
             lhs, rhs = variant.lhs(q), variant.rhs(q)
-            if rhs - lhs < 0:
-                return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs)
+            slack = variant.relation.slack(lhs, rhs)
+            if variant.relation.verdict_of_sign(int(sp.sign(slack))) is Verdict.VIOLATED:
+                return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs, slack)
     return None
 
 
@@ -147,13 +158,7 @@ def toy_quantities_numpy(X, t, W0) -> Quantities:
     for name, a in (("X", X), ("t", t), ("W0", W0)):
         if not np.isfinite(a).all():
             raise ToyModelError(f"{name} contains NaN or Inf")
-    Xt = np.swapaxes(X, 1, 2)
-    W_star = np.linalg.solve(Xt @ X, (Xt @ t[..., None]))[..., 0]          # (N, d)
-    Xc = X - X.mean(axis=1, keepdims=True)
-    tc = t - t.mean(axis=1, keepdims=True)
-    Xct = np.swapaxes(Xc, 1, 2)
-    direction = np.linalg.solve(Xct @ Xc, (Xct @ tc[..., None]))[..., 0]   # (N, d)
     ops = NumpyOps()
-    along = np.maximum(ops.dot(W0, direction), 0.0)
-    dist_sq = ops.dot(W0, W0) - along**2 / ops.dot(direction, direction)
-    return Quantities(ops, dict(W0=W0, W_star=W_star, bn_opt_dist_sq=dist_sq, bn_direction=direction))
+    W_star, direction = optima(ops, X, t, X.shape[1])                        # (N, d), (N, d)
+    return Quantities(ops, dict(W0=W0, W_star=W_star, bn_opt_dist_sq=distance_sq_to_bn_optima(ops, W0, direction),
+                                bn_direction=direction))

@@ -86,6 +86,27 @@ class NumpyOps:
     def vec_sq(a):
         return np.einsum("ni,ni->n", a, a)
 
+    # data matrices X (N, n, d) of the Lemma 4.5 model ------------------------------------------
+    @staticmethod
+    def gram(X):  # X^T X, (N, d, d)
+        return np.swapaxes(X, -1, -2) @ X
+
+    @staticmethod
+    def rmatvec(X, t):  # X^T t, (N, d)
+        return (np.swapaxes(X, -1, -2) @ t[..., None])[..., 0]
+
+    @staticmethod
+    def solve(A, b):  # A^{-1} b, (N, d)
+        return np.linalg.solve(A, b[..., None])[..., 0]
+
+    @staticmethod
+    def centre_rows(X, n):  # X minus its mean row, (N, n, d)
+        return X - X.sum(axis=-2, keepdims=True) / n
+
+    @staticmethod
+    def positive_part(x):
+        return np.maximum(x, 0.0)
+
 
 class TorchOps:
     """The same operations on torch tensors (float64 in the tests)."""
@@ -199,6 +220,27 @@ class SympyOps:
     def vec_sq(a):
         return sum(e**2 for e in a)
 
+    # data matrices X (n x d) of the Lemma 4.5 model ---------------------------------------------
+    @staticmethod
+    def gram(X):
+        return X.T * X
+
+    @staticmethod
+    def rmatvec(X, t):
+        return X.T * t
+
+    @staticmethod
+    def solve(A, b):  # raises sympy's NonInvertibleMatrixError (a ValueError) for a singular A
+        return A.LUsolve(b)
+
+    @staticmethod
+    def centre_rows(X, n):
+        return X - sp.ones(n, 1) * (sp.ones(1, n) * X) / n
+
+    @staticmethod
+    def positive_part(x):
+        return sp.Max(x, 0)
+
 
 # ---------------------------------------------------------------------------------------------
 # General m: vectors in span{1, y_hat, g}
@@ -292,7 +334,7 @@ Ops = Any  # one of the classes above (duck-typed)
 
 
 # ---------------------------------------------------------------------------------------------
-# Certification: interval arithmetic (appended for numeric.certify)
+# Interval arithmetic (certification of counterexamples)
 # ---------------------------------------------------------------------------------------------
 
 # Working precision of the interval back-end.  Certification needs >= 50 correct digits; the

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from theory import bn
+
 QUANTITY_DOC = {
     # inputs of one BatchNorm channel
     "m": "batch size (number of values the channel is normalised over)",
@@ -76,3 +78,82 @@ class Quantities:
 
     def with_values(self, **more) -> "Quantities":
         return Quantities(self.ops, {**self.values, **more})
+
+
+# ---------------------------------------------------------------------------------------------
+# One BatchNorm channel: the builder every layer uses
+# ---------------------------------------------------------------------------------------------
+
+# Measured values a caller may supply (SymPy differentiation of the definition, autograd on the
+# network); each one missing is computed from the closed forms of theory.bn.
+MEASURED = ("grad_y_bn", "jac_z_y", "hess_bn", "hess_bn_vv", "H_frob", "H_gg", "H_vv", "gW_max", "gW_hat_max")
+# The m x m matrices, built only on request (O(m^3) per instance).
+MATRICES = ("jac_z_y", "hess_bn")
+
+
+def max_weight_grad_norm_sq(ops, u, lam):
+    """max_{||X||_2 <= lam} ||X^T u||^2 = lam^2 ||u||^2 (Theorem 4.4's g_j and hat g_j, with u = g or v).
+
+    ||X^T u|| <= ||X||_2 ||u|| for every X, with equality at X = lam u e_1^T/||u||, so the maximum
+    over the spectral-norm ball is attained and equals lam^2 ||u||^2 for any input width d >= 1.
+    """
+    return lam**2 * ops.vec_sq(u)
+
+
+def channel_quantities(ops, m, gamma, g, *, y=None, beta=None, eps=None, statistics=None, H=None,
+                       lam=None, measured=None, matrices=()) -> Quantities:
+    """The registry's quantities of one BatchNorm channel over ``ops`` (N instances or one batch).
+
+    m, gamma, g    batch size, BatchNorm scale, g = dL/dz at z (vectors in ops' layout).
+    y, beta, eps   the batch, shift and epsilon; mu, sigma, y_hat follow from y and eps by
+                   theory.bn.batch_statistics.  ``statistics = (mu, sigma, y_hat)`` replaces that
+                   where the caller holds them in another form (sigma as the symbol defined by
+                   sigma^2 = Var + eps; y_hat as a basis vector of the invariant algebra).
+    H              d^2L/dz^2 at z, in any form ``ops.bilinear`` accepts: gives H, H_frob (where
+                   ops can square a matrix), H_gg = g^T H g, H_vv = v^T H v and hess_bn_vv.
+    lam            the bound on ||X||_2: gives lam, gW_max and gW_hat_max.
+    measured       {name: value} among MEASURED, used as given; the forms of a measured matrix
+                   come from it (hess_bn_vv = v^T hess_bn v for a measured hess_bn).
+    matrices       names among MATRICES to build: jac_z_y, and hess_bn (needs H).
+
+    v = grad_y_bn throughout.  None values are left out, so ``q.has`` says what is available.
+    """
+    measured = {k: val for k, val in (measured or {}).items() if val is not None}
+    unknown = sorted(set(measured) - set(MEASURED)) + sorted(set(matrices) - set(MATRICES))
+    if unknown:
+        raise ValueError(f"channel_quantities: unknown quantities {unknown}; measured ones are {MEASURED}, "
+                         f"matrices {MATRICES}")
+    if statistics is None:
+        if y is None:
+            raise ValueError("channel_quantities needs the batch y or its statistics (mu, sigma, y_hat)")
+        statistics = bn.batch_statistics(ops, y, m, eps)
+    mu, sigma, y_hat = statistics
+    values = {name: val for name, val in dict(m=m, gamma=gamma, beta=beta, eps=eps, y=y, mu=mu, sigma=sigma,
+                                                 y_hat=y_hat, g=g, H=H, lam=lam).items() if val is not None}
+
+    def put(name, compute):
+        values[name] = measured[name] if name in measured else compute()
+        return values[name]
+
+    v = put("grad_y_bn", lambda: bn.grad_y_bn(ops, g, y_hat, sigma, gamma, m))
+    if "jac_z_y" in matrices or "jac_z_y" in measured:
+        put("jac_z_y", lambda: bn.jacobian_z_y(ops, y_hat, sigma, gamma, m))
+    if "hess_bn" in measured or ("hess_bn" in matrices and H is not None):
+        put("hess_bn", lambda: bn.hessian_bn_matrix(ops, H, g, y_hat, sigma, gamma, m))
+    if H is not None:
+        # the invariant algebra knows H only through its forms on span{1, y_hat, g}: no H_frob there
+        if hasattr(ops, "frob_sq"):
+            put("H_frob", lambda: ops.sqrt(ops.frob_sq(H)))
+        put("H_gg", lambda: ops.bilinear(H, g, g))
+        put("H_vv", lambda: ops.bilinear(H, v, v))
+    if "hess_bn" in measured:
+        put("hess_bn_vv", lambda: ops.bilinear(measured["hess_bn"], v, v))
+    elif H is not None:
+        put("hess_bn_vv", lambda: bn.hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, v, v))
+    for name in ("H_frob", "H_gg", "H_vv", "hess_bn_vv"):
+        if name in measured:
+            values[name] = measured[name]
+    if lam is not None:
+        put("gW_max", lambda: max_weight_grad_norm_sq(ops, g, lam))
+        put("gW_hat_max", lambda: max_weight_grad_norm_sq(ops, v, lam))
+    return Quantities(ops, values)

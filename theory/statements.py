@@ -1,17 +1,19 @@
 """The registry: every statement of the paper, encoded once.
 
-Each ``Statement`` holds the paper's printed LaTeX (copied literally from the extraction in
-../shared/paper), where it is, the reading chosen where the text is garbled or ambiguous,
-its hypotheses, and its ``Variant``s.  The variant ``printed`` is the statement as printed;
-every other variant is separate, named, and says in one line how it differs.
+Each ``Statement`` holds the statement as printed (``Excerpt``s copied verbatim from the
+extraction in ../shared/paper, joined by labelled ``Connecting`` text), where it is, the reading
+chosen where the text is garbled or ambiguous, its hypotheses, and its ``Variant``s.  A
+variant about BatchNorm with epsilon > 0 is made from its eps = 0 variant by
+``epsilon_variant``; a violated printed-type variant names the likely cause of the misprint.
+The variant ``printed`` is the statement as printed; every other variant is separate, named,
+and says in one line how it differs.
 
 A variant is two functions of a ``Quantities`` bundle (theory.quantities) -- the two sides
 of its relation -- written over an ``ops`` back-end so that SymPy (exact, m = 2..6 and
 general m), NumPy (N instances), torch and the trajectory probes evaluate the *same*
 definition.  The left side is, by convention, the measured object (the true gradient or
 Hessian through BatchNorm, the true maximum, the true distance); the right side is the
-paper's formula.  Slack = RHS - LHS for ``<=``/``<`` (negative means violated); for ``==``
-the residual is LHS - RHS.
+paper's formula.  The slack of a variant is its relation's (theory.vocab.Relation.slack).
 
     python -m theory.statements [--format text|json]
 """
@@ -20,18 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from theory import bn
+from theory.vocab import EpsilonScope, Kind, Relation, Setting
 
 # ---------------------------------------------------------------------------------------------
 # Types
 # ---------------------------------------------------------------------------------------------
-
-KINDS = ("identity", "inequality", "existence", "conditional implication", "definition")
-RELATIONS = ("<=", "<", "==", "definition")
-EPSILON_SCOPES = ("zero", "positive", "any")
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,11 @@ class Variant:
     name: str
     latex: str
     note: str
-    relation: str
+    relation: Relation
     lhs: Callable
     rhs: Optional[Callable]
     requires: tuple
-    epsilon: str = "zero"            # which BatchNorm epsilon the variant is about
+    epsilon: EpsilonScope = EpsilonScope.ZERO   # which BatchNorm epsilon the variant is about
     extra_hypotheses: tuple = ()      # beyond the statement's own, in words
     condition: Optional[Callable] = None   # q -> scalar that must be > 0 (an extra hypothesis)
     constraint: Optional[Callable] = None  # q -> scalar that must be == 0 (an extra hypothesis)
@@ -51,10 +50,58 @@ class Variant:
     # theory.evaluate); None means |LHS| + |RHS|.
     scale: Optional[Callable] = None
     constraint_scale: Optional[Callable] = None
+    # The likely cause of the misprint, for a printed-type variant that is violated.
+    cause: str = ""
+    # The variant this one restates for BatchNorm with epsilon > 0 (set by epsilon_variant).
+    derived_from: str = ""
 
     def __post_init__(self):
-        assert self.relation in RELATIONS, self.relation
-        assert self.epsilon in EPSILON_SCOPES, self.epsilon
+        # Relation("<=") and EpsilonScope("zero") accept the words too, and reject anything else
+        # with a ValueError naming the value.
+        object.__setattr__(self, "relation", Relation(self.relation))
+        object.__setattr__(self, "epsilon", EpsilonScope(self.epsilon))
+
+
+def epsilon_variant(base: Variant, note: str, *, name: str = "epsilon", latex: Optional[str] = None,
+                    **changes) -> Variant:
+    """``base`` restated for BatchNorm with epsilon > 0 (torch's BatchNorm): the same two sides,
+    requirements and tolerances, now evaluated where sigma = sqrt(Var(y) + eps) and y_hat
+    carries that sigma.  ``changes`` replaces what differs (a side); the LaTeX is the base's with
+    that sigma, unless the restatement changes a side and says so in ``latex``."""
+    fields = dict(name=name, note=note, epsilon=EpsilonScope.POSITIVE, cause="", derived_from=base.name,
+                  latex=latex if latex is not None else base.latex + r",\quad " + EPSILON_SIGMA)
+    return replace(base, **{**fields, **changes})
+
+
+EPSILON_SIGMA = r"\sigma = \sqrt{\mathrm{Var}(y)+\epsilon}"
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """Text copied verbatim from the paper (../shared/paper); tests compare it in full.
+
+    ``prose``: the excerpt is running text of the extraction (emphasis marks ``*`` and inline
+    ``$...$`` math as extracted); its LaTeX is the text in ``\text{}`` with the math kept."""
+    text: str
+    prose: bool = False
+
+    @property
+    def latex(self) -> str:
+        if not self.prose:
+            return self.text
+        parts = self.text.replace("*", "").split("$")
+        return "".join(part if i % 2 else r"\text{" + part + "}" for i, part in enumerate(parts) if part)
+
+
+@dataclass(frozen=True)
+class Connecting:
+    """Our connecting text between excerpts (equation tags, the words between two displays, a
+    hypothesis set in LaTeX); not a quotation."""
+    text: str
+
+    @property
+    def latex(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -72,12 +119,25 @@ class Statement:
     id: str
     title: str
     source: Source
-    kind: str
-    setting: str            # "bn-channel", "weight-space", "toy-regression", "network"
-    printed_latex: str
+    kind: Kind
+    setting: Setting
+    printed: tuple          # Excerpt and Connecting parts, in order: the statement as printed
     reading: str
     hypotheses: tuple
     variants: tuple = field(default_factory=tuple)
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", Kind(self.kind))
+        object.__setattr__(self, "setting", Setting(self.setting))
+
+    @property
+    def printed_latex(self) -> str:
+        """The printed statement in LaTeX: the excerpts and the connecting text joined."""
+        return "".join(part.latex for part in self.printed)
+
+    @property
+    def excerpts(self) -> tuple:
+        return tuple(part for part in self.printed if isinstance(part, Excerpt))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -179,23 +239,20 @@ FACT_C1 = Statement(
     id="fact-c1",
     title="Gradient through BatchNorm",
     source=Source("Appendix C.1, Fact C.1", "unnumbered display of Fact C.1; used as eqs. (3)-(4)", "p. 18 (anchor page-17-1)"),
-    kind="identity",
-    setting="bn-channel",
-    printed_latex=r"\frac{\partial f}{\partial A^{(b)}} = \frac{\gamma}{m\sigma} \left(m \frac{\partial f}{\partial C^{(b)}} - \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} - B^{(b)} \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} B^{(k)} \right)",
+    kind=Kind.IDENTITY,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"\frac{\partial f}{\partial A^{(b)}} = \frac{\gamma}{m\sigma} \left(m \frac{\partial f}{\partial C^{(b)}} - \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} - B^{(b)} \sum_{k=1}^m \frac{\partial f}{\partial C^{(k)}} B^{(k)} \right)"),),
     reading=("A = y (one channel's batch), B = y_hat, C = z = gamma*B + beta, f = L; "
              "df/dC = g.  sigma^2 is the biased batch variance (the text says 'variance sigma^2').  "
              "Read as an identity between the true gradient nabla_y L_hat (left) and the printed "
              "expression (right), for every b."),
     hypotheses=("m >= 2", "sigma > 0 (the batch is not constant)", "eps = 0 (the paper's BatchNorm has no epsilon)"),
     variants=(
-        Variant("printed", r"\nabla_{y}\widehat{L} = \frac{\gamma}{m\sigma}\left(m g - \mathbf{1}\langle \mathbf{1}, g\rangle - \hat y \langle g, \hat y\rangle\right)",
-                "the statement as printed (eps = 0)", "==",
+        FACT_C1_PRINTED := Variant("printed", r"\nabla_{y}\widehat{L} = \frac{\gamma}{m\sigma}\left(m g - \mathbf{1}\langle \mathbf{1}, g\rangle - \hat y \langle g, \hat y\rangle\right)",
+                "the statement as printed (eps = 0)", Relation.EQ,
                 lambda q: q.grad_y_bn, _fact_c1_printed, BN_INPUTS + ("grad_y_bn",),
                 scale=_gradient_vector_scale),
-        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon},\ \hat y = (y-\mu)/\sigma",
-                "BatchNorm with epsilon > 0 as torch computes it; sigma includes epsilon", "==",
-                lambda q: q.grad_y_bn, _fact_c1_printed, BN_INPUTS + ("grad_y_bn",), epsilon="positive",
-                scale=_gradient_vector_scale),
+        epsilon_variant(FACT_C1_PRINTED, "BatchNorm with epsilon > 0 as torch computes it; sigma includes epsilon"),
     ),
 )
 
@@ -216,23 +273,20 @@ FACT_C2 = Statement(
     id="fact-c2",
     title="Gradients of normalized outputs (Jacobian of BatchNorm)",
     source=Source("Appendix C.1, Fact C.2", "eqs. (1), (2)", "p. 18 (anchor page-17-2)"),
-    kind="identity",
-    setting="bn-channel",
-    printed_latex=(r"\frac{\partial \hat{y}^{(b)}}{\partial y^{(k)}} = \frac{1}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{1}"
-                   r"\quad\text{and thus}\quad \frac{\partial z_j^{(b)}}{\partial y^{(k)}} = \frac{\gamma}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{2}"),
+    kind=Kind.IDENTITY,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"\frac{\partial \hat{y}^{(b)}}{\partial y^{(k)}} = \frac{1}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{1}"),
+             Connecting(r"\quad\text{and thus}\quad "),
+             Excerpt(r"\frac{\partial z_j^{(b)}}{\partial y^{(k)}} = \frac{\gamma}{\sigma} \left(\mathbf{I}[b=k] - \frac{1}{m} - \frac{1}{m} \hat{y}^{(b)} \hat{y}^{(k)} \right),\tag{2}")),
     reading=("The full m x m Jacobian dz/dy of eq. (2) is compared entrywise; eq. (1) is eq. (2) "
              "at gamma = 1, so one check covers both.  sigma is the biased batch std."),
     hypotheses=("m >= 2", "sigma > 0", "eps = 0"),
     variants=(
-        Variant("printed", r"\frac{\partial z}{\partial y} = \frac{\gamma}{\sigma}\left(I - \frac{1}{m}\mathbf{1}\mathbf{1}^\top - \frac{1}{m}\hat y\hat y^\top\right)",
-                "the statement as printed (eq. (2); eq. (1) is gamma = 1)", "==",
+        FACT_C2_PRINTED := Variant("printed", r"\frac{\partial z}{\partial y} = \frac{\gamma}{\sigma}\left(I - \frac{1}{m}\mathbf{1}\mathbf{1}^\top - \frac{1}{m}\hat y\hat y^\top\right)",
+                "the statement as printed (eq. (2); eq. (1) is gamma = 1)", Relation.EQ,
                 lambda q: q.jac_z_y, _fact_c2_printed, ("m", "gamma", "sigma", "y_hat", "jac_z_y"),
                 scale=_jacobian_scale),
-        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
-                "BatchNorm with epsilon > 0; sigma and y_hat include epsilon", "==",
-                lambda q: q.jac_z_y, _fact_c2_printed, ("m", "gamma", "sigma", "y_hat", "jac_z_y"),
-                epsilon="positive",
-                scale=_jacobian_scale),
+        epsilon_variant(FACT_C2_PRINTED, "BatchNorm with epsilon > 0; sigma and y_hat include epsilon"),
     ),
 )
 
@@ -262,10 +316,12 @@ HESSIAN_C = Statement(
     id="hessian-c",
     title="Closed-form Hessian of the BatchNorm loss w.r.t. the pre-BN activations",
     source=Source("Appendix C.3, proof of Theorem 4.2", "eqs. (40)-(42) (reached from (19)-(39))", "pp. 20-21"),
-    kind="identity",
-    setting="bn-channel",
-    printed_latex=(r"= \frac{\gamma^2}{\sigma^2} \left[\left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \boldsymbol{H}_{jj} \left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \right] (40)"
-                   r" - \frac{1}{m\gamma} \left(\overline{\hat{\boldsymbol{g}}_j} \hat{\boldsymbol{y}}_j^\top + \hat{\boldsymbol{y}}_j \overline{\hat{\boldsymbol{g}}_j}^\top - \frac{3}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{g}}_j^\top \hat{\boldsymbol{y}} \hat{\boldsymbol{y}}_j^\top + \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left(\boldsymbol{I} - \frac{1}{m} \boldsymbol{M} \right) \right) \right] (42)"),
+    kind=Kind.IDENTITY,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"= \frac{\gamma^2}{\sigma^2} \left[\left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \boldsymbol{H}_{jj} \left(\boldsymbol{I} - \frac{1}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{y}}_j^\top - \frac{1}{m} \boldsymbol{M} \right) \right]"),
+             Connecting(r" (40) "),
+             Excerpt(r"- \frac{1}{m\gamma} \left(\overline{\hat{\boldsymbol{g}}_j} \hat{\boldsymbol{y}}_j^\top + \hat{\boldsymbol{y}}_j \overline{\hat{\boldsymbol{g}}_j}^\top - \frac{3}{m} \hat{\boldsymbol{y}}_j \hat{\boldsymbol{g}}_j^\top \hat{\boldsymbol{y}} \hat{\boldsymbol{y}}_j^\top + \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left(\boldsymbol{I} - \frac{1}{m} \boldsymbol{M} \right) \right) \right]"),
+             Connecting(r" (42)")),
     reading=("The left side is d^2 L_hat / dy_j dy_j (eq. (38)).  The bracket opened in (40) closes "
              "after (42), so gamma^2/sigma^2 multiplies both lines.  'ŷ_j ĝ_j^T ŷ ŷ_j^T' is read as "
              "ŷ (ĝ^T ŷ) ŷ^T (a subscript is lost in the extraction); the overline ĝ is ĝ - μ(ĝ)1, "
@@ -275,14 +331,11 @@ HESSIAN_C = Statement(
              "result (40)-(42) is nevertheless what SymPy derives."),
     hypotheses=("m >= 2", "sigma > 0", "eps = 0", "L twice differentiable at z"),
     variants=(
-        Variant("printed", r"\frac{\partial^2\widehat L}{\partial y\,\partial y} = \frac{\gamma^2}{\sigma^2}\Big[PHP - \frac{1}{m\gamma}\big(\bar g\hat y^\top + \hat y\bar g^\top - \tfrac{3}{m}\langle g,\hat y\rangle\hat y\hat y^\top + \langle g,\hat y\rangle(I - \tfrac1m M)\big)\Big]",
-                "the statement as printed (eqs. (40)-(42), eps = 0)", "==",
+        HESSIAN_C_PRINTED := Variant("printed", r"\frac{\partial^2\widehat L}{\partial y\,\partial y} = \frac{\gamma^2}{\sigma^2}\Big[PHP - \frac{1}{m\gamma}\big(\bar g\hat y^\top + \hat y\bar g^\top - \tfrac{3}{m}\langle g,\hat y\rangle\hat y\hat y^\top + \langle g,\hat y\rangle(I - \tfrac1m M)\big)\Big]",
+                "the statement as printed (eqs. (40)-(42), eps = 0)", Relation.EQ,
                 lambda q: q.hess_bn, _hessian_c_printed, BN_INPUTS + ("H", "hess_bn"),
                 scale=_hessian_matrix_scale),
-        Variant("epsilon", r"\text{same formula with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
-                "BatchNorm with epsilon > 0; sigma and y_hat include epsilon (P is then not a projector)", "==",
-                lambda q: q.hess_bn, _hessian_c_printed, BN_INPUTS + ("H", "hess_bn"), epsilon="positive",
-                scale=_hessian_matrix_scale),
+        epsilon_variant(HESSIAN_C_PRINTED, "BatchNorm with epsilon > 0; sigma and y_hat include epsilon (P is then not a projector)"),
     ),
 )
 
@@ -300,9 +353,9 @@ THM_4_1 = Statement(
     id="thm-4.1",
     title="The effect of BatchNorm on the Lipschitzness of the loss",
     source=Source("Section 4.2, Theorem 4.1 (restated in Appendix C.2)", "display of Thm 4.1; proof eqs. (3)-(9)", "p. 8 (anchor page-8-0); proof p. 18"),
-    kind="inequality",
-    setting="bn-channel",
-    printed_latex=r"\left|\left|\nabla_{\bm{y}_{\bm{j}}}\widehat{\mathcal{L}}\right|\right|^2 \leq \frac{\gamma^2}{\sigma_j^2} \left(\left|\left|\nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right|\right|^2 - \frac{1}{m} \left\langle \mathbf{1}, \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right\rangle^2 - \frac{1}{\sqrt{m}} \left\langle \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}, \hat{\bm{y}}_{\bm{j}}\right\rangle^2\right).",
+    kind=Kind.INEQUALITY,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"\left|\left|\nabla_{\bm{y}_{\bm{j}}}\widehat{\mathcal{L}}\right|\right|^2 \leq \frac{\gamma^2}{\sigma_j^2} \left(\left|\left|\nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right|\right|^2 - \frac{1}{m} \left\langle \mathbf{1}, \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}\right\rangle^2 - \frac{1}{\sqrt{m}} \left\langle \nabla_{\bm{y}_{\bm{j}}}\mathcal{L}, \hat{\bm{y}}_{\bm{j}}\right\rangle^2\right)."),),
     reading=("nabla_y L of the 'identical non-BN network' is g = dL_hat/dz (the proof ends 'exploiting "
              "dL_hat/dz_j = dL/dy'): the non-BN network evaluated where its layer output equals the BN "
              "output.  sigma_j is the biased batch std, so <1, y_hat> = 0 and ||y_hat||^2 = m.  Where the proof's "
@@ -310,28 +363,24 @@ THM_4_1 = Statement(
              "<g, y_hat>^2/sqrt(m), but ||y_hat||^2 = m makes it <g, y_hat>^2/m."),
     hypotheses=("m >= 2", "sigma_j > 0", "eps = 0", "gamma, beta constants", "g = dL/dz arbitrary"),
     variants=(
-        Variant("printed", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{\sqrt m}\langle g,\hat y\rangle^2\Big)",
-                "the statement as printed", "<=",
+        THM_4_1_PRINTED := Variant("printed", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{\sqrt m}\langle g,\hat y\rangle^2\Big)",
+                "the statement as printed", Relation.LE,
                 grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m)), BN_INPUTS + ("grad_y_bn",),
-                scale=_gradient_scale),
-        Variant("exact", r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{m}\langle g,\hat y\rangle^2\Big)",
-                "1/sqrt(m) replaced by 1/m (the proof's step (8)->(9) divides by ||y_hat|| = sqrt(m) once instead of ||y_hat||^2 = m), and equality", "==",
+                scale=_gradient_scale,
+                cause=("The proof's step (8) -> (9) divides <g, y_hat>^2 by ||y_hat|| = sqrt(m) once, where the projection "
+                      "onto y_hat divides by ||y_hat||^2 = m: the coefficient of <g, y_hat>^2 must be 1/m, not 1/sqrt(m).")),
+        THM_4_1_EXACT := Variant("exact", r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{1}{m}\langle g,\hat y\rangle^2\Big)",
+                "1/sqrt(m) replaced by 1/m (the proof's step (8)->(9) divides by ||y_hat|| = sqrt(m) once instead of ||y_hat||^2 = m), and equality", Relation.EQ,
                 grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.m), BN_INPUTS + ("grad_y_bn",),
                 scale=_gradient_scale),
         Variant("drop-correlation", r"\|\nabla_y\widehat L\|^2 \le \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2\Big)",
-                "the weaker bound without the <g, y_hat> term", "<=",
+                "the weaker bound without the <g, y_hat> term", Relation.LE,
                 grad_bn_norm_sq, _thm41_rhs(lambda q: 0), BN_INPUTS + ("grad_y_bn",),
                 scale=_gradient_scale),
-        Variant("epsilon", r"\text{as printed, with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
-                "the printed bound for BatchNorm with epsilon > 0 (torch)", "<=",
-                grad_bn_norm_sq, _thm41_rhs(lambda q: 1 / q.ops.sqrt(q.m)), BN_INPUTS + ("grad_y_bn",),
-                epsilon="positive",
-                scale=_gradient_scale),
-        Variant("exact-epsilon", r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
-                "exact form for epsilon > 0, where ||y_hat||^2 = m rho < m", "==",
-                grad_bn_norm_sq, _thm41_rhs(lambda q: (2 - yhat_norm_ratio(q)) / q.m), BN_INPUTS + ("grad_y_bn",),
-                epsilon="positive",
-                scale=_gradient_scale),
+        epsilon_variant(THM_4_1_PRINTED, "the printed bound for BatchNorm with epsilon > 0 (torch)"),
+        epsilon_variant(THM_4_1_EXACT, "exact form for epsilon > 0, where ||y_hat||^2 = m rho < m", name="exact-epsilon",
+                        latex=r"\|\nabla_y\widehat L\|^2 = \frac{\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
+                        rhs=_thm41_rhs(lambda q: (2 - yhat_norm_ratio(q)) / q.m)),
     ),
 )
 
@@ -377,11 +426,11 @@ THM_4_2 = Statement(
     id="thm-4.2",
     title="The effect of BN to smoothness",
     source=Source("Section 4.2, Theorem 4.2 (restated in Appendix C.3)", "two displays of Thm 4.2; proof eqs. (19)-(51)", "p. 8; proof pp. 19-21"),
-    kind="inequality",
-    setting="bn-channel",
-    printed_latex=(r"\left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right)^{\top} \frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j} \partial \mathbf{y}_{j}} \left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right) \leq \frac{\gamma^{2}}{\sigma^{2}} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right)^{\top} \mathbf{H}_{j j} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right) - \frac{\gamma}{m \sigma^{2}} \left\langle \hat{\mathbf{g}}_{j}, \hat{\mathbf{y}}_{j} \right\rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right\|^{2}"
-                   r"\qquad\text{If we also have that the } H_{jj} \text{ preserves the relative norms of } \hat{g}_j \text{ and } \nabla_{y_j} \mathcal{L}\text{,}\qquad"
-                   r"\left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j \partial \boldsymbol{y}_j} \left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right) \leq \frac{\gamma^2}{\sigma^2} \left(\hat{\boldsymbol{g}}_j^\top \boldsymbol{H}_{jj} \hat{\boldsymbol{g}}_j - \frac{1}{m\gamma} \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j}\right\|^2\right)"),
+    kind=Kind.INEQUALITY,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"\left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right)^{\top} \frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j} \partial \mathbf{y}_{j}} \left(\nabla_{\mathbf{y}_{j}}\widehat{\mathcal{L}}\right) \leq \frac{\gamma^{2}}{\sigma^{2}} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right)^{\top} \mathbf{H}_{j j} \left(\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right) - \frac{\gamma}{m \sigma^{2}} \left\langle \hat{\mathbf{g}}_{j}, \hat{\mathbf{y}}_{j} \right\rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \mathbf{y}_{j}}\right\|^{2}"),
+             Connecting(r"\qquad\text{If we also have that the } H_{jj} \text{ preserves the relative norms of } \hat{g}_j \text{ and } \nabla_{y_j} \mathcal{L}\text{,}\qquad"),
+             Excerpt(r"\left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j \partial \boldsymbol{y}_j} \left(\nabla_{\boldsymbol{y}_j} \widehat{\mathcal{L}}\right) \leq \frac{\gamma^2}{\sigma^2} \left(\hat{\boldsymbol{g}}_j^\top \boldsymbol{H}_{jj} \hat{\boldsymbol{g}}_j - \frac{1}{m\gamma} \langle \hat{\boldsymbol{g}}_j, \hat{\boldsymbol{y}}_j \rangle \left\|\frac{\partial \widehat{\mathcal{L}}}{\partial \boldsymbol{y}_j}\right\|^2\right)")),
     reading=("ĝ = g = dL/dz; H = H_jj = d^2L/dz^2 (the proof's definition, 'H_jk := d^2 L_hat/dz_j dz_k'); "
              "dL_hat/dy_j in the right side is the BN gradient v = nabla_y L_hat.  The hypothesis of the "
              "second display is stated twice in the extraction, once with nabla L and once with nabla L_hat; "
@@ -389,26 +438,25 @@ THM_4_2 = Statement(
              "v^T H v / ||v||^2 = ĝ^T H ĝ / ||ĝ||^2 (the proof uses it to replace v^T H v by ĝ^T H ĝ)."),
     hypotheses=("m >= 2", "sigma > 0", "eps = 0", "gamma, beta constants", "L twice differentiable at z"),
     variants=(
-        Variant("printed", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2} v^\top H v - \frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\|v\|^2,\quad v = \nabla_y\widehat L",
-                "the first display as printed", "<=",
+        THM_4_2_PRINTED := Variant("printed", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2} v^\top H v - \frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\|v\|^2,\quad v = \nabla_y\widehat L",
+                "the first display as printed", Relation.LE,
                 lambda q: q.hess_bn_vv, _thm42_part1_rhs, THM42_REQ,
                 scale=_thm42_scale),
         Variant("printed-part2", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2}\Big(g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)\ \text{ if } \frac{v^\top Hv}{\|v\|^2} = \frac{g^\top Hg}{\|g\|^2}",
-                "the second display as printed, under its extra hypothesis (read as equal Rayleigh quotients)", "<=",
+                "the second display as printed, under its extra hypothesis (read as equal Rayleigh quotients)", Relation.LE,
                 lambda q: q.hess_bn_vv, _thm42_part2_rhs, THM42_REQ + ("H_gg",),
                 extra_hypotheses=("H preserves the relative norms of g and v: v^T H v / ||v||^2 = g^T H g / ||g||^2",),
                 constraint=_relative_norm_constraint, constraint_scale=_relative_norm_scale,
-                scale=_thm42_scale),
+                scale=_thm42_scale,
+                cause=("The second display replaces v^T H v by g^T H g using 'H preserves the relative norms of g and v', "
+                      "which gives v^T H v = (||v||^2/||g||^2) g^T H g: the factor ||v||^2/||g||^2 was dropped.")),
         Variant("part2-exact", r"v^\top\widehat H v = \frac{\gamma^2}{\sigma^2}\Big(\frac{\|v\|^2}{\|g\|^2}g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)",
-                "the second display made exact: g^T H g carries the factor ||v||^2/||g||^2 the hypothesis gives", "==",
+                "the second display made exact: g^T H g carries the factor ||v||^2/||g||^2 the hypothesis gives", Relation.EQ,
                 lambda q: q.hess_bn_vv, _thm42_part2_exact_rhs, THM42_REQ + ("H_gg",),
                 extra_hypotheses=("H preserves the relative norms of g and v (as in printed-part2)",),
                 constraint=_relative_norm_constraint, constraint_scale=_relative_norm_scale,
                 scale=_thm42_scale),
-        Variant("epsilon", r"\text{first display with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
-                "the first display for BatchNorm with epsilon > 0 (v is then not orthogonal to y_hat)", "<=",
-                lambda q: q.hess_bn_vv, _thm42_part1_rhs, THM42_REQ, epsilon="positive",
-                scale=_thm42_scale),
+        epsilon_variant(THM_4_2_PRINTED, "the first display for BatchNorm with epsilon > 0 (v is then not orthogonal to y_hat)"),
     ),
 )
 
@@ -431,29 +479,25 @@ OBS_4_3 = Statement(
     id="obs-4.3",
     title="BatchNorm does more than rescaling",
     source=Source("Section 4.2, Observation 4.3", "unnumbered", "p. 8"),
-    kind="existence",
-    setting="bn-channel",
-    printed_latex=r"\text{For any input data } X \text{ and network configuration } W\text{, there exists a BN configuration } (W, \gamma, \beta) \text{ that results in the same activations } y_i \text{, and where } \gamma = \sigma_j \text{. Consequently, all of the minima of the normal landscape are preserved in the BN landscape.}",
+    kind=Kind.EXISTENCE,
+    setting=Setting.BN_CHANNEL,
+    printed=(Excerpt(r"*For any input data* X *and network configuration* W, there exists a BN configuration (W, γ, β) that results in the same activations y_i , and where $\gamma = \sigma_j$ *. Consequently, all of the minima of the normal landscape are preserved in the BN landscape.*", prose=True),),
     reading=("The witness is gamma = sigma_j, beta = mu_j (the batch mean): then z = sigma*(y - mu)/sigma + mu = y, "
              "so the BN network computes exactly what the normal network computes on that batch, and every "
              "loss value (hence every minimum value) of the normal landscape is attained in the BN landscape.  "
              "The claim is checked as the identity z(witness) = y.  Note that the witness depends on the batch."),
     hypotheses=("m >= 2", "sigma_j > 0", "eps = 0"),
     variants=(
-        Variant("printed", r"\gamma = \sigma_j,\ \beta = \mu_j \implies z = \gamma\hat y + \beta = y",
-                "the statement as printed, with the witness beta = mu_j", "==",
+        OBS_4_3_PRINTED := Variant("printed", r"\gamma = \sigma_j,\ \beta = \mu_j \implies z = \gamma\hat y + \beta = y",
+                "the statement as printed, with the witness beta = mu_j", Relation.EQ,
                 _obs43_witness_output(lambda q: q.sigma), lambda q: q.y, ("m", "y", "mu", "sigma", "eps"),
                 scale=_obs43_scale),
-        Variant("epsilon", r"\gamma = \sqrt{\mathrm{Var}(y)+\epsilon},\ \beta = \mu_j \implies z = y",
-                "epsilon > 0: the witness gamma must be sqrt(Var + eps), the sigma BatchNorm divides by", "==",
-                _obs43_witness_output(lambda q: q.sigma), lambda q: q.y, ("m", "y", "mu", "sigma", "eps"),
-                epsilon="positive",
-                scale=_obs43_scale),
-        Variant("epsilon-batch-std", r"\gamma = \sqrt{\mathrm{Var}(y)}\ (\text{the batch std}),\ \beta = \mu_j \implies z = y\ \text{under}\ \epsilon > 0",
-                "epsilon > 0 but gamma taken literally as the batch standard deviation sigma_j (without epsilon)", "==",
-                _obs43_witness_output(lambda q: q.ops.sqrt(q.sigma**2 - q.eps)), lambda q: q.y,
-                ("m", "y", "mu", "sigma", "eps"), epsilon="positive",
-                scale=_obs43_scale),
+        epsilon_variant(OBS_4_3_PRINTED, "epsilon > 0: the witness gamma must be sqrt(Var + eps), the sigma BatchNorm divides by"),
+        epsilon_variant(OBS_4_3_PRINTED, "epsilon > 0 but gamma taken literally as the batch standard deviation sigma_j (without epsilon)",
+                        name="epsilon-batch-std",
+                        latex=r"\gamma = \sqrt{\mathrm{Var}(y)}\ (\text{the batch std}),\ \beta = \mu_j \implies z = y\ \text{under}\ \epsilon > 0",
+                        lhs=_obs43_witness_output(lambda q: q.ops.sqrt(q.sigma**2 - q.eps)),
+                        cause="With epsilon > 0 the witness must be gamma = sqrt(Var + eps), not the batch standard deviation."),
     ),
 )
 
@@ -494,9 +538,9 @@ THM_4_4 = Statement(
     id="thm-4.4",
     title="Minimax bound on weight-space Lipschitzness",
     source=Source("Section 4.2, Theorem 4.4 (restated in Appendix C.2)", "display of Thm 4.4; proof eqs. (10)-(18)", "p. 8; proof pp. 18-19"),
-    kind="conditional implication",
-    setting="weight-space",
-    printed_latex=r"g_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \mathcal{L} \right\|^2, \qquad \hat{g}_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \widehat{\mathcal{L}} \right\|^2 \implies \hat{g}_j \leq \frac{\gamma^2}{\sigma_j^2} \left(g_j^2 - m \mu_{g_j}^2 - \lambda^2 \left\langle \nabla_{\mathbf{y}_j} \mathcal{L}, \hat{\mathbf{y}}_j \right\rangle^2 \right).",
+    kind=Kind.CONDITIONAL_IMPLICATION,
+    setting=Setting.WEIGHT_SPACE,
+    printed=(Excerpt(r"g_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \mathcal{L} \right\|^2, \qquad \hat{g}_j = \max_{\|X\| \leq \lambda} \left\| \nabla_W \widehat{\mathcal{L}} \right\|^2 \implies \hat{g}_j \leq \frac{\gamma^2}{\sigma_j^2} \left(g_j^2 - m \mu_{g_j}^2 - \lambda^2 \left\langle \nabla_{\mathbf{y}_j} \mathcal{L}, \hat{\mathbf{y}}_j \right\rangle^2 \right)."),),
     reading=("W = W_{.j}, the weights into unit j; nabla_W L = X^T nabla_y L with X in R^{m x d} (eq. (14)).  "
              "||X|| is the spectral norm (the proof writes ||X||_2 < lambda; the supremum is the same).  Inside "
              "the max, the upstream gradient g, y_hat, sigma and gamma are held fixed while X varies -- the "
@@ -505,30 +549,30 @@ THM_4_4 = Statement(
              "scalar g_j, literally."),
     hypotheses=("m >= 2", "sigma > 0", "eps = 0", "lambda > 0", "X ranges over R^{m x d}, d >= 1, ||X||_2 <= lambda"),
     variants=(
-        Variant("printed", r"\hat g_j \le \frac{\gamma^2}{\sigma^2}\big(g_j^2 - m\mu_g^2 - \lambda^2\langle g,\hat y\rangle^2\big)",
-                "the statement as printed (g_j squared)", "<=",
+        THM_4_4_PRINTED := Variant("printed", r"\hat g_j \le \frac{\gamma^2}{\sigma^2}\big(g_j^2 - m\mu_g^2 - \lambda^2\langle g,\hat y\rangle^2\big)",
+                "the statement as printed (g_j squared)", Relation.LE,
                 lambda q: q.gW_hat_max, _thm44_printed_rhs, THM44_REQ,
-                scale=_thm44_scale),
+                scale=_thm44_scale,
+                cause=("g_j is already a squared norm, so 'g_j^2' squares it twice; the other terms lose the lambda^2 that "
+                      "multiplies every term of max ||X^T v||^2 = lambda^2 ||v||^2, and the proof's (17) carries Theorem "
+                      "4.1's 1/sqrt(m).")),
         Variant("unsquared", r"\hat g_j \le \frac{\gamma^2}{\sigma^2}\big(g_j - m\mu_g^2 - \lambda^2\langle g,\hat y\rangle^2\big)",
-                "g_j^2 read as the typo it appears to be (g_j is already a squared norm); other terms as printed", "<=",
+                "g_j^2 read as the typo it appears to be (g_j is already a squared norm); other terms as printed", Relation.LE,
                 lambda q: q.gW_hat_max, _thm44_unsquared_rhs, THM44_REQ,
                 scale=_thm44_scale),
         Variant("proof-eq17", r"\hat g_j \le \frac{\lambda^2\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac1{\sqrt m}\langle g,\hat y\rangle^2\Big)",
-                "the bound the proof actually establishes, eq. (17)", "<=",
+                "the bound the proof actually establishes, eq. (17)", Relation.LE,
                 lambda q: q.gW_hat_max, _thm44_eq17_rhs, THM44_REQ,
                 scale=_thm44_scale),
-        Variant("exact", r"\hat g_j = \frac{\gamma^2}{\sigma^2}\Big(g_j - \lambda^2 m\mu_g^2 - \frac{\lambda^2}{m}\langle g,\hat y\rangle^2\Big)",
-                "exact value: lambda^2 on every term, g_j unsquared, 1/m on the correlation term", "==",
+        THM_4_4_EXACT := Variant("exact", r"\hat g_j = \frac{\gamma^2}{\sigma^2}\Big(g_j - \lambda^2 m\mu_g^2 - \frac{\lambda^2}{m}\langle g,\hat y\rangle^2\Big)",
+                "exact value: lambda^2 on every term, g_j unsquared, 1/m on the correlation term", Relation.EQ,
                 lambda q: q.gW_hat_max, _thm44_exact_rhs, THM44_REQ,
                 scale=_thm44_scale),
-        Variant("epsilon", r"\text{as printed, with } \sigma = \sqrt{\mathrm{Var}(y)+\epsilon}",
-                "the printed bound for BatchNorm with epsilon > 0 (torch)", "<=",
-                lambda q: q.gW_hat_max, _thm44_printed_rhs, THM44_REQ, epsilon="positive",
-                scale=_thm44_scale),
-        Variant("exact-epsilon", r"\hat g_j = \frac{\lambda^2\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
-                "exact value for epsilon > 0 (lambda^2 times Theorem 4.1's exact-epsilon form)", "==",
-                lambda q: q.gW_hat_max, _thm44_exact_epsilon_rhs, THM44_REQ, epsilon="positive",
-                scale=_thm44_scale),
+        epsilon_variant(THM_4_4_PRINTED, "the printed bound for BatchNorm with epsilon > 0 (torch)"),
+        epsilon_variant(THM_4_4_EXACT, "exact value for epsilon > 0 (lambda^2 times Theorem 4.1's exact-epsilon form)",
+                        name="exact-epsilon",
+                        latex=r"\hat g_j = \frac{\lambda^2\gamma^2}{\sigma^2}\Big(\|g\|^2 - \frac1m\langle\mathbf 1,g\rangle^2 - \frac{2-\rho}{m}\langle g,\hat y\rangle^2\Big),\ \rho = \|\hat y\|^2/m",
+                        rhs=_thm44_exact_epsilon_rhs),
     ),
 )
 
@@ -563,9 +607,9 @@ THM_C_1 = Statement(
     id="thm-c1",
     title="Minimax smoothness bound",
     source=Source("Appendix C.3, Theorem C.1", "display of Thm C.1; proof eqs. (52)-(58)", "p. 22 (anchor page-22-0)"),
-    kind="inequality",
-    setting="weight-space",
-    printed_latex=r"\max_{||X||\leq \lambda}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)<\frac{\gamma^2}{\sigma^2} \left[\max_{||X||\leq \lambda}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \mathcal{L}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)-\lambda^4 \kappa\right],",
+    kind=Kind.INEQUALITY,
+    setting=Setting.WEIGHT_SPACE,
+    printed=(Excerpt(r"\max_{||X||\leq \lambda}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \widehat{\mathcal{L}}}{\partial W_{\cdot j}}\right)<\frac{\gamma^2}{\sigma^2} \left[\max_{||X||\leq \lambda}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)^\top \frac{\partial \mathcal{L}}{\partial W_{\cdot j} \partial W_{\cdot j}}\left(\frac{\partial \mathcal{L}}{\partial W_{\cdot j}}\right)-\lambda^4 \kappa\right],"),),
     reading=("beta(X) = (X^T u)^T (X^T A X) (X^T u) = u^T S A S u with S = X X^T (eqs. (52)-(57)), u the y-gradient "
              "and A the y-Hessian of the respective network, held fixed while X varies (as in Theorem 4.4).  "
              "With d >= m, S ranges over all PSD matrices with ||S||_2 <= lambda^2, so the max is that of w^T A w "
@@ -576,12 +620,14 @@ THM_C_1 = Statement(
     hypotheses=("m >= 2", "sigma > 0", "eps = 0", "lambda > 0", "d >= m", "conditions of Theorem 4.2"),
     variants=(
         Variant("printed", r"\max_{\|X\|\le\lambda}\hat\beta(X) < \frac{\gamma^2}{\sigma^2}\Big[\max_{\|X\|\le\lambda}\beta(X) - \lambda^4\kappa\Big]",
-                "the statement as printed: true maxima over X, strict inequality", "<",
+                "the statement as printed: true maxima over X, strict inequality", Relation.LT,
                 lambda q: q.betaW_hat_max, _thmc1_rhs,
                 BN_INPUTS + ("grad_y_bn", "lam", "betaW_max", "betaW_hat_max"),
-                scale=_thmc1_scale),
+                scale=_thmc1_scale,
+                cause=("The proof evaluates both maxima at X X^T = lambda^2 I (eq. (58)); that S maximises neither side in "
+                      "general, and the bound inherits Theorem 4.2's second display.")),
         Variant("proof-eq58", r"\lambda^4 v^\top\widehat H v < \frac{\gamma^2}{\sigma^2}\big[\lambda^4 g^\top H g - \lambda^4\kappa\big]",
-                "the proof's evaluation (eq. (58)): X X^T = lambda^2 I taken as the maximiser on both sides", "<",
+                "the proof's evaluation (eq. (58)): X X^T = lambda^2 I taken as the maximiser on both sides", Relation.LT,
                 _thmc1_eq58_lhs, _thmc1_eq58_rhs, BN_INPUTS + ("grad_y_bn", "lam", "hess_bn_vv", "H_gg"),
                 extra_hypotheses=("H preserves the relative norms of g and v (Theorem 4.2's second display)",),
                 constraint=_relative_norm_constraint, constraint_scale=_relative_norm_scale,
@@ -614,9 +660,11 @@ LEMMA_4_5 = Statement(
     id="lemma-4.5",
     title="BatchNorm leads to a favourable initialization",
     source=Source("Section 4.2, Lemma 4.5 (restated in Appendix C)", "display of Lemma 4.5; proof eqs. (59)-(62)", "p. 8; proof p. 22"),
-    kind="conditional implication",
-    setting="toy-regression",
-    printed_latex=r"\left| \left| W_0 - \widehat{W}^* \right| \right|^2 \leq \left| \left| W_0 - W^* \right| \right|^2 - \frac{1}{\left| \left| W^* \right| \right|^2} \left(\left| \left| W^* \right| \right|^2 - \left\langle W^*, W_0 \right\rangle \right)^2, \quad\text{if } \langle W_0, W^* \rangle > 0",
+    kind=Kind.CONDITIONAL_IMPLICATION,
+    setting=Setting.TOY_REGRESSION,
+    printed=(Excerpt(r"\left| \left| W_0 - \widehat{W}^* \right| \right|^2 \leq \left| \left| W_0 - W^* \right| \right|^2 - \frac{1}{\left| \left| W^* \right| \right|^2} \left(\left| \left| W^* \right| \right|^2 - \left\langle W^*, W_0 \right\rangle \right)^2,"),
+             Connecting(r" \quad\text{if } "),
+             Excerpt(r"\langle W_0, W^* \rangle > 0")),
     reading=("W* is the optimum of the standard network closest to W_0 and Ŵ* the optimum of the BN network "
              "closest to W_0 ('closest optima'); ||W_0 - Ŵ*|| is the distance from W_0 to the BN optimum set "
              "(an infimum where the set is a ray without its end point 0, at which BatchNorm is undefined).  "
@@ -627,12 +675,14 @@ LEMMA_4_5 = Statement(
     hypotheses=("<W_0, W*> > 0", "W* != 0", "optimum sets of the actual networks"),
     variants=(
         Variant("printed", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2}",
-                "the statement as printed, with Ŵ* the closest optimum of the actual BN network", "<=",
+                "the statement as printed, with Ŵ* the closest optimum of the actual BN network", Relation.LE,
                 lambda q: q.bn_opt_dist_sq, _lemma45_rhs, ("W0", "W_star", "bn_opt_dist_sq"),
                 condition=lambda q: q.ops.dot(q.W0, q.W_star),
-                scale=_lemma45_scale),
+                scale=_lemma45_scale,
+                cause=("The proof takes k W* to be an optimum of the BN network; the BN optima form the ray of the centred "
+                      "least-squares direction, which differs from W* in general.")),
         Variant("ray", r"\|W_0 - kW^*\|^2 = \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2},\ k = \frac{\langle W^*,W_0\rangle}{\|W^*\|^2}",
-                "the proof's algebra (59)-(62): the point k W* on the ray through W*, not the BN optimum set", "==",
+                "the proof's algebra (59)-(62): the point k W* on the ray through W*, not the BN optimum set", Relation.EQ,
                 _lemma45_ray_lhs, _lemma45_rhs, ("W0", "W_star"),
                 condition=lambda q: q.ops.dot(q.W0, q.W_star),
                 scale=_lemma45_scale),
@@ -673,11 +723,13 @@ DEF_2_1 = Statement(
     id="def-2.1",
     title="Internal covariate shift (ICS)",
     source=Source("Section 2.2, Definition 2.1", "displays of G_{t,i} and G'_{t,i}", "p. 4 (anchor page-4-1)"),
-    kind="definition",
-    setting="network",
-    printed_latex=(r"G_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})"
-                   r"\qquad G'_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t+1)}, \dots, W_{i-1}^{(t+1)}, W_i^{(t)}, W_{i+1}^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})."
-                   r"\qquad \text{ICS} = ||G_{t,i} - G'_{t,i}||_2"),
+    kind=Kind.DEFINITION,
+    setting=Setting.NETWORK,
+    printed=(Excerpt(r"G_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})"),
+             Connecting(r"\qquad "),
+             Excerpt(r"G'_{t,i} = \nabla_{W_i^{(t)}} \mathcal{L}(W_1^{(t+1)}, \dots, W_{i-1}^{(t+1)}, W_i^{(t)}, W_{i+1}^{(t)}, \dots, W_k^{(t)}; x^{(t)}, y^{(t)})."),
+             Connecting(r"\qquad \text{ICS} = "),
+             Excerpt(r"||G_{t,i} - G'_{t,i}||_2")),
     reading=("'activation i' is read as layer i (G is a gradient w.r.t. layer i's parameters).  W^{(t+1)} are "
              "the parameters after the optimiser step at t computed from the same batch; the batch (x^(t), "
              "y^(t)) is the same for G and G'; BatchNorm layers are evaluated in training mode for both.  "
@@ -685,10 +737,10 @@ DEF_2_1 = Statement(
     hypotheses=("layers 1..k in order from input to output", "the same batch for G and G'"),
     variants=(
         Variant("printed", r"\mathrm{ICS}_{t,i} = \|G_{t,i} - G'_{t,i}\|_2",
-                "the definition as printed (a measurement, no truth value)", "definition",
+                "the definition as printed (a measurement, no truth value)", Relation.DEFINITION,
                 ics_l2, None, ("G", "G_prime")),
         Variant("first-layer-zero", r"\mathrm{ICS}_{t,1} = 0",
-                "a consequence of the definition: layer 1 has no preceding layer, so G' = G", "==",
+                "a consequence of the definition: layer 1 has no preceding layer, so G' = G", Relation.EQ,
                 _ics_first_layer, lambda q: 0 * _ics_first_layer(q), ("G_first", "G_first_prime")),
     ),
 )

@@ -25,8 +25,7 @@ import sympy as sp
 
 from theory import derive, symbols as S
 from theory.statements import STATEMENTS, all_variants
-
-VERDICTS = ("holds", "equality", "violated", "conditional", "undetermined", "definition")
+from theory.vocab import EpsilonScope, Kind, Relation, Setting, Verdict
 
 GENERAL_M = ("general m (invariants of span{1, y_hat, g}; the closed forms used are checked "
              "against SymPy differentiation of the definition for m = 2..6)")
@@ -39,15 +38,18 @@ SIGN_DIGITS = 60
 
 @dataclass(frozen=True)
 class SymbolicVerdict:
-    verdict: str
+    verdict: Verdict
     slack: str = ""            # LaTeX of the exact slack (RHS - LHS; LHS - RHS for identities)
     condition: str = ""        # when it fails (violated) or the hypothesis it needs (conditional)
     reason: str = ""
     covers: str = ""
     witness: dict = field(default_factory=dict)   # exact point (invariants) of negative slack
 
+    def __post_init__(self):
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
+
     def to_dict(self):
-        return {"verdict": self.verdict, "slack": self.slack, "condition": self.condition,
+        return {"verdict": self.verdict.value, "slack": self.slack, "condition": self.condition,
                 "reason": self.reason, "covers": self.covers,
                 "witness": {k: str(v) for k, v in self.witness.items()}}
 
@@ -154,10 +156,10 @@ def _eliminate_constraint(variant, slack, with_epsilon):
 
 
 def decide_invariant_variant(statement, variant) -> SymbolicVerdict:
-    with_eps = variant.epsilon == "positive"
+    with_eps = variant.epsilon is EpsilonScope.POSITIVE
     mismatched = [m for m in SMALL_SIZES if not slack_matches_general_m(statement, variant, m)]
     if mismatched:
-        return SymbolicVerdict("undetermined", covers="-", reason=(
+        return SymbolicVerdict(Verdict.UNDETERMINED, covers="-", reason=(
             f"INTERNAL DISAGREEMENT: the general-m slack differs from the slack derived on batches of "
             f"size {mismatched}; no verdict is given"))
     slack = derive.general_slack(variant, with_eps)
@@ -168,31 +170,33 @@ def decide_invariant_variant(statement, variant) -> SymbolicVerdict:
               "m = 2..6 (symbolic for m = 2, and m = 3 where H does not enter; exact rational batches "
               "otherwise)" + (f"; hypothesis substituted: ${eliminated}$" if eliminated else ""))
     if slack == 0:
-        return SymbolicVerdict("equality", latex, covers=covers,
+        return SymbolicVerdict(Verdict.EQUALITY, latex, covers=covers,
                                reason="the slack is identically 0")
-    strict = variant.relation == "<"
-    if variant.relation == "==":
+    strict = variant.relation is Relation.LT
+    if variant.relation is Relation.EQ:
         # any point where the residual is non-zero is a counterexample: search on -residual^2
         witness, _ = _find_witness(-(slack**2), with_eps, False)
-        return SymbolicVerdict("violated", latex, condition=f"${latex} \\neq 0$", covers=covers,
+        return SymbolicVerdict(Verdict.VIOLATED, latex, condition=f"${latex} \\neq 0$", covers=covers,
                                reason="the residual is not identically 0", witness=witness or {})
     sign, details = _factor_signs(slack)
+    # The verdict of a proved sign is the relation's (vocab): a strict '<' with a slack that is
+    # >= 0 but can be 0 is violated where it vanishes.
     if sign == 1 and not strict:
-        return SymbolicVerdict("holds", latex, covers=covers, reason="every factor of the slack has a proved sign; the product is >= 0")
+        return SymbolicVerdict(variant.relation.verdict_of_sign(1), latex, covers=covers, reason="every factor of the slack has a proved sign; the product is >= 0")
     if sign == -1 or sign == 1 and strict:
         witness, value = _find_witness(slack, with_eps, strict)
         when = _nonvanishing_condition(details)
         return SymbolicVerdict(
-            "violated", latex, condition=(f"${when}$" if sign == -1 else "slack can be 0: $" + when + "$ fails"),
+            variant.relation.verdict_of_sign(sign if sign == -1 else 0), latex, condition=(f"${when}$" if sign == -1 else "slack can be 0: $" + when + "$ fails"),
             covers=covers, witness=witness or {},
             reason="every factor of the slack has a proved sign; the product is <= 0" if sign == -1
             else "strict inequality, slack >= 0 with equality possible")
     witness, value = _find_witness(slack, with_eps, strict)
     if witness:
-        return SymbolicVerdict("violated", latex, condition=f"fails where ${latex} < 0$", covers=covers,
+        return SymbolicVerdict(Verdict.VIOLATED, latex, condition=f"fails where ${latex} < 0$", covers=covers,
                                witness=witness,
                                reason="the slack changes sign; an exact point of negative slack was found")
-    return SymbolicVerdict("undetermined", latex, covers=covers,
+    return SymbolicVerdict(Verdict.UNDETERMINED, latex, covers=covers,
                            reason=f"sign not proved, and no negative point among {WITNESS_SAMPLES} exact samples")
 
 
@@ -206,11 +210,12 @@ SMALL_SIZES = (2, 3, 4, 5, 6)
 def identity_holds_on_batch(statement, variant, size) -> bool:
     """printed side == measured side on a fully symbolic batch of this size, exactly.
 
-    Hessian identities are affine in H: H-linear parts agree iff the Jacobians agree
-    (J = (gamma/sigma) P), so they are compared at H = 0 plus the Jacobian check.
+    An identity about the Hessian matrix (it requires ``hess_bn``) is affine in H: the H-linear
+    parts agree iff the Jacobians agree (J = (gamma/sigma) P), so it is compared at H = 0 plus
+    the Jacobian check.
     """
-    calc = derive.derive_calculus(size, variant.epsilon == "positive")
-    if statement.id == "hessian-c":
+    calc = derive.derive_calculus(size, variant.epsilon is EpsilonScope.POSITIVE)
+    if "hess_bn" in variant.requires:
         q0 = derive.symbolic_batch_quantities(calc, H=sp.zeros(size, size))
         jac_ok = derive.matrices_agree(calc.jacobian, (S.gamma / S.sigma) * _projector(calc), calc)
         return jac_ok and derive.matrices_agree(variant.lhs(q0), variant.rhs(q0), calc)
@@ -232,8 +237,7 @@ RATIONAL_POINTS = 6
 
 
 def _slack_of(variant, q):
-    lhs, rhs = variant.lhs(q), variant.rhs(q)
-    return rhs - lhs if variant.relation in ("<=", "<") else lhs - rhs
+    return variant.relation.slack(variant.lhs(q), variant.rhs(q))
 
 
 def slack_matches_general_m(statement, variant, size) -> bool:
@@ -245,7 +249,7 @@ def slack_matches_general_m(statement, variant, size) -> bool:
     for a symbolic H.  Otherwise: RATIONAL_POINTS exact batches (every symbol rational, sigma
     rational or an exact square root), both slacks evaluated exactly.
     """
-    with_eps = variant.epsilon == "positive"
+    with_eps = variant.epsilon is EpsilonScope.POSITIVE
     calc = derive.derive_calculus(size, with_eps)
     general = derive.general_slack(variant, with_eps)
     uses_H = any(sym in general.free_symbols for sym in S.H_forms.values())
@@ -278,9 +282,9 @@ def slack_matches_general_m(statement, variant, size) -> bool:
 def _decide_identity(statement, variant) -> SymbolicVerdict:
     failures = [m for m in SMALL_SIZES if not identity_holds_on_batch(statement, variant, m)]
     if failures:
-        return SymbolicVerdict("violated", covers=SMALL_M, condition=f"fails for m in {failures}",
+        return SymbolicVerdict(Verdict.VIOLATED, covers=SMALL_M, condition=f"fails for m in {failures}",
                                reason="printed and derived expressions differ on a symbolic batch")
-    return SymbolicVerdict("equality", covers=SMALL_M + "; general m: the printed formula is the closed "
+    return SymbolicVerdict(Verdict.EQUALITY, covers=SMALL_M + "; general m: the printed formula is the closed "
                            "form of theory.bn, derived by differentials for every m",
                            reason="printed expression equals SymPy's derivative of the definition exactly")
 
@@ -290,20 +294,19 @@ def _decide_lemma(statement, variant) -> SymbolicVerdict:
     if "bn_opt_dist_sq" not in variant.requires:
         # Only W_0 and W* enter: decide in the Gram invariants of the pair, any dimension.
         q = lemma45.gram_quantities()
-        lhs, rhs = variant.lhs(q), variant.rhs(q)
-        slack = sp.factor(sp.together(rhs - lhs if variant.relation != "==" else lhs - rhs))
+        slack = sp.factor(sp.together(_slack_of(variant, q)))
         if slack == 0:
-            return SymbolicVerdict("equality", "0", covers="any dimension (Gram invariants of W_0, W*)",
+            return SymbolicVerdict(Verdict.EQUALITY, "0", covers="any dimension (Gram invariants of W_0, W*)",
                                    reason="the slack is identically 0 in the Gram invariants")
-        return SymbolicVerdict("violated", sp.latex(slack), condition=f"${sp.latex(slack)} \\neq 0$",
+        return SymbolicVerdict(Verdict.VIOLATED, sp.latex(slack), condition=f"${sp.latex(slack)} \\neq 0$",
                                covers="any dimension (Gram invariants of W_0, W*)",
                                reason="the slack is not identically 0 in the Gram invariants")
     cx = lemma45.minimal_counterexample(variant)
     if cx is None:
-        return SymbolicVerdict("undetermined", covers="one neuron, identity activation, 3 data points in R^2",
+        return SymbolicVerdict(Verdict.UNDETERMINED, covers="one neuron, identity activation, 3 data points in R^2",
                                reason="no violation on the exact toy-model search range")
     return SymbolicVerdict(
-        "violated", sp.latex(cx.slack), condition="W* is not on the BN optimum ray (standard and BN optima point in different directions)",
+        Verdict.VIOLATED, sp.latex(cx.slack), condition="W* is not on the BN optimum ray (standard and BN optima point in different directions)",
         covers="one neuron, identity activation, 3 data points in R^2 (exact rationals)",
         reason="exact optimum sets: the BN optima form the ray of the centred least-squares direction, "
                "which does not contain a multiple of the standard optimum W*",
@@ -326,26 +329,26 @@ def _decide_ics(statement, variant) -> SymbolicVerdict:
         q = Quantities(SympyOps(), values)
         residual = sp.simplify(variant.lhs(q) - variant.rhs(q))
         if residual != 0:
-            return SymbolicVerdict("violated", sp.latex(residual), condition=f"${sp.latex(residual)} \\neq 0$",
+            return SymbolicVerdict(Verdict.VIOLATED, sp.latex(residual), condition=f"${sp.latex(residual)} \\neq 0$",
                                    covers=f"networks of {k} layers",
                                    reason="G and G' are evaluated at different parameter lists")
-    return SymbolicVerdict("equality", "0", covers=f"networks of {sizes.start}..{sizes.stop - 1} layers",
+    return SymbolicVerdict(Verdict.EQUALITY, "0", covers=f"networks of {sizes.start}..{sizes.stop - 1} layers",
                            reason="G' of the first layer is evaluated at the same parameters as G")
 
 
 def decide(statement, variant) -> SymbolicVerdict:
-    if variant.relation == "definition":
-        return SymbolicVerdict("definition", covers="-", reason="a definition has no truth value")
-    if statement.setting == "network":
+    if variant.relation is Relation.DEFINITION:
+        return SymbolicVerdict(Verdict.DEFINITION, covers="-", reason="a definition has no truth value")
+    if statement.setting is Setting.NETWORK:
         return _decide_ics(statement, variant)
-    if statement.setting == "toy-regression":
+    if statement.setting is Setting.TOY_REGRESSION:
         return _decide_lemma(statement, variant)
-    if statement.kind in ("identity", "existence"):
+    if statement.kind in (Kind.IDENTITY, Kind.EXISTENCE):
         return _decide_identity(statement, variant)
-    if statement.id == "thm-c1" and variant.name == "printed":
-        return SymbolicVerdict("undetermined", covers="-",
-                               reason="the maxima over X are trust-region problems with no closed form in the "
-                                      "invariants; decided numerically with certified maximisers (numeric layer)")
+    without = [name for name in variant.requires if name in derive.NO_CLOSED_FORM]
+    if without:
+        return SymbolicVerdict(Verdict.UNDETERMINED, covers="-",
+                               reason="; ".join(dict.fromkeys(derive.NO_CLOSED_FORM[name] for name in without)))
     return decide_invariant_variant(statement, variant)
 
 
@@ -356,7 +359,7 @@ def symbolic_verdicts() -> dict:
 
 
 def load_symbolic_verdicts() -> dict:
-    """The cached verdicts written by `python -m theory.docs` (fast), or compute them (~1 min).
+    """The cached verdicts written by `python -m theory.docs` (the ~1 minute of SymPy work done once).
 
     tests/test_docs_fresh.py fails when the cache differs from a fresh computation.
     """
@@ -364,7 +367,7 @@ def load_symbolic_verdicts() -> dict:
     from pathlib import Path
     cache = Path(__file__).resolve().parent / "data" / "symbolic_verdicts.json"
     if not cache.exists():
-        return symbolic_verdicts()
+        raise FileNotFoundError(f"{cache} is missing: regenerate it with `python -m theory.docs`")
     raw = json.loads(cache.read_text())
     out = {}
     for key, d in raw.items():

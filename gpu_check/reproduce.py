@@ -36,6 +36,7 @@ import numpy as np
 
 from gpu_check import plots, records
 from gpu_check.config import DEVICES, NORMS
+from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from theory import cli
 from theory.fileio import atomic_write_text
@@ -575,10 +576,10 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
 
 
 def _reproduce(args, command: str) -> int:
-    dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
-                                    vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
-                                    data=args.data, device=args.device,
-                                    log=lambda m: print(m, file=sys.stderr))
+    dirs = expand_runs(args.runs) if args.runs else ensure_runs(
+        args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"), vgg_steps=args.vgg_steps,
+        dln_steps=args.dln_steps, jobs=args.jobs, data=args.data, device=args.device,
+        log=lambda m: print(m, file=sys.stderr))
     verdicts, figures = reproduce(dirs, args.out, command)
     for v in verdicts:
         print(f"{v.claim.id:22s} {v.verdict}")
@@ -589,7 +590,8 @@ def _reproduce(args, command: str) -> int:
 def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.reproduce", __doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
-    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
+    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs); a grid "
+                   "directory of gpu_check.sweep stands for its runs")
     p.add_argument("--scale", choices=tuple(SCALES), default="smoke", help="the runs to make without --runs")
     p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
     p.add_argument("--vgg-steps", type=cli.positive_int, help="override the VGG preset's steps")

@@ -10,7 +10,8 @@ DIR/checkpoint.pt and DIR/summary.json; with --measure also DIR/ics.jsonl,
 DIR/landscape.jsonl, DIR/distributions.jsonl (see gpu_check.measure), whose cost the
 summary states.  Exit status: 0 done, 2 bad input (one line on
 stderr, no traceback), 3 training diverged (records kept), 130 Ctrl-C (resumable), 137
---stop-after (a simulated kill).
+--stop-after (a simulated kill).  One run per directory: a second run in a directory in use
+exits 2 (a lock file DIR/.lock, held while the run lasts).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gpu_check.checkpoint import CheckpointError
 from gpu_check.config import (DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError, preset, with_learning_rate,
                               with_overrides)
 from gpu_check.data import DataError
+from gpu_check.grid import LockedError, RunLock
 from gpu_check.train import RunError, SimulatedInterruption, describe, run_training
 from theory import cli
 
@@ -37,7 +39,7 @@ def parser():
     p.add_argument("--probe-channels", type=int, help="channels probed per normalisation layer")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--bn-eps", type=float, help="epsilon of the normalisation layers (0 = the paper's BN)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=cli.seed)
     p.add_argument("--lr", type=float, metavar="LR",
                    help="learning rate of every network the preset trains (default: the preset's)")
     p.add_argument("--cpu-threads", type=int, help="torch threads on the CPU (default 1)")
@@ -53,6 +55,12 @@ def parser():
     return p
 
 
+def _remove_if_empty(path: str, created: bool) -> None:
+    """An --out this invocation created and left empty (an error before any record) goes again."""
+    if created and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
 def _run(args) -> int:
     try:
         config = with_overrides(preset(args.preset), norm=args.norm, steps=args.steps,
@@ -65,8 +73,18 @@ def _run(args) -> int:
         config = with_learning_rate(config, args.lr)
         if args.data is not None and not os.path.isdir(args.data):
             raise DataError(f"--data {args.data!r}: no such directory")
-        summary = run_training(config, args.out, resume=args.resume, progress=not args.quiet,
-                               stop_after=args.stop_after)
+        created = not os.path.lexists(args.out)
+        try:
+            # one run per directory: a second process gets exit 2 at once (gpu_check.grid.RunLock;
+            # the lock of a dead process is recognised and broken)
+            with RunLock(args.out, wait_s=0):
+                summary = run_training(config, args.out, resume=args.resume, progress=not args.quiet,
+                                       stop_after=args.stop_after)
+        except (cli.InputError, ConfigError, DataError, CheckpointError, RunError, LockedError, OSError):
+            _remove_if_empty(args.out, created)
+            raise
+    except LockedError as e:
+        raise cli.InputError(f"--out {args.out}: directory in use by another run ({e})") from None
     except OSError as e:          # --out not writable, a file where a directory should be, ...
         raise cli.InputError(f"{args.out}: {e.strerror or e}") from None
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ network)`` and ``__call__(ctx) -> list of records``; see ProbeHook and EvalHook.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -248,6 +249,22 @@ def check_fresh_dir(run_dir: str) -> None:
                        "it, or choose a new --out")
 
 
+def check_run_config(run_dir: str) -> None:
+    """The config.json a resumed run continues: present and a run's config, else RunError naming it
+    (a resume over a missing or corrupt one leaves a run every other tool rejects)."""
+    path = os.path.join(run_dir, records.CONFIG)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"cannot resume: {path} is missing; the run directory was changed after its checkpoint") \
+            from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RunError(f"cannot resume: {path} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise RunError(f"cannot resume: {path} is not a run's config (no 'config' object)")
+
+
 def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks=None,
                  progress: bool = True, stop_after: int = None, log=None) -> RunSummary:
     """Train (or continue) the run of ``config`` in ``run_dir``; see the module docstring."""
@@ -256,8 +273,18 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, records.CHECKPOINT)
     saved = None
+    if resume and not os.path.lexists(ckpt_path) and os.path.isfile(os.path.join(run_dir, records.CONFIG)):
+        # a run killed before its first checkpoint (its config.json is written first): nothing to
+        # resume, so it starts again; a directory that never held a run stays an error (load below)
+        log(f"{run_dir}: no checkpoint yet (the run stopped before its first one): starting from step 0")
+        # the dead start's files: its config and records (appended to, so they must go)
+        for name in os.listdir(run_dir):
+            if name in (records.CONFIG, records.SUMMARY) or name.endswith(".jsonl"):
+                os.remove(os.path.join(run_dir, name))
+        resume = False
     if resume:
         saved = checkpoint.load(ckpt_path)
+        check_run_config(run_dir)
         diffs = resume_mismatches(config_from_dict(saved["config"]), config)
         if diffs:
             raise checkpoint.CheckpointError("the configuration does not match the checkpoint in "
@@ -280,7 +307,10 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
     timing = {"wall_s": 0.0, "train_s": 0.0, "checkpoint_s": 0.0, **{f"{h.name}_s": 0.0 for h in hooks}}
 
     if saved is not None:
-        records.truncate_records(run_dir, saved["file_sizes"])
+        try:
+            records.truncate_records(run_dir, saved["file_sizes"])
+        except ValueError as err:       # a record file cut below what the checkpoint saw
+            raise RunError(f"cannot resume: {err}") from None
         for net in nets:
             state = saved["networks"][net.name]
             net.model.load_state_dict(state["model"])
@@ -327,6 +357,8 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
             if step < config.steps:
                 trained, next_step = trained + 1, step + 1
                 bar.update(1)
+                if trained == 1:
+                    _restart_clock(bar)     # the first step carries the step-0 probe: not a rate
                 if step % 25 == 0:
                     bar.set_postfix({n: f"{r['loss']:.4g}" for n, r in last.items()}, refresh=False)
                 if next_step % config.checkpoint_every == 0 or next_step == config.steps:
@@ -341,6 +373,10 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
             _save(ckpt_path, config, config.steps + 1, nets, writer, total)   # hooks at t = steps done
             session["checkpoint_s"] += time.perf_counter() - t0
         writer.write(records.EVENTS, [{"event": status, "step": next_step, "time": time.time()}])
+    except KeyboardInterrupt:
+        # Ctrl-C: the records end at the last whole line; --resume continues from the checkpoint
+        writer.write(records.EVENTS, [{"event": "interrupted", "step": next_step, "time": time.time()}])
+        raise
     finally:
         bar.close()
         writer.close()
@@ -403,6 +439,17 @@ def _check_data_order(net: NetworkRun, saved: dict, step: int) -> None:
                                          "from the one this code generates: the data code or seed changed")
 
 
+def _restart_clock(bar) -> None:
+    """Time the bar's rate and ETA from now on: the steps so far stay counted, their time is not
+    (the first step of an invocation also pays for the step-0 probes and warm-up, ~100x a step)."""
+    if bar.disable:
+        return
+    n = bar.n
+    bar.reset()
+    bar.initial = bar.n = bar.last_print_n = n
+    bar.refresh()
+
+
 def _progress_bar(config: RunConfig, start: int, enabled: bool):
     from tqdm import tqdm
 
@@ -438,7 +485,8 @@ def load_summary(run_dir: str) -> RunSummary:
 
 def describe(s: RunSummary) -> str:
     """The run summary, as printed at the end of a run."""
-    lines = [f"status: {s.status} (next step {s.next_step} of {s.steps})"]
+    lines = [f"status: {s.status} ({s.steps} of {s.steps} steps)" if s.status == "complete" else
+             f"status: {s.status} at step {min(s.next_step, s.steps)} of {s.steps}"]
     for name, dataset in s.datasets.items():
         last = s.final.get(name, {})
         acc = last.get("accuracy")

@@ -24,6 +24,7 @@ an experiment no run performs).  The criteria are ours: the paper states its cla
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -35,11 +36,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from gpu_check import plots, records
-from gpu_check.config import DEVICES, NORMS
+from gpu_check.config import DEVICES, NORMS, config_from_dict, preset, resume_mismatches, with_overrides
 from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from theory import cli
-from theory.fileio import atomic_write_text
+from theory.fileio import atomic_write_text, check_writable
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = "reproduced", "not reproduced", "not testable at this scale"
 MEASURE_ALL = "ics,landscape,distributions"
@@ -430,6 +431,22 @@ def run_command(preset: str, norm: str, out: str, steps=None, data=None, device=
     return cmd
 
 
+def _held_run_mismatch(run_dir: str, preset_name: str, norm: str, steps, data) -> str:
+    """'' when ``run_dir`` holds no run, or one this request may reuse or resume; else how its
+    config differs from the one ``run_command`` would ask for (steps, data, ...)."""
+    path = os.path.join(run_dir, records.CONFIG)
+    if not os.path.isfile(path):
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            held = config_from_dict(json.load(f)["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        return f"its {records.CONFIG} is unreadable: {err}"
+    wanted = with_overrides(preset(preset_name), norm=norm, steps=steps, data=data,
+                            measure=tuple(MEASURE_ALL.split(",")))
+    return "; ".join(resume_mismatches(held, wanted))
+
+
 def ensure_runs(scale: str, work: str, *, vgg_steps=None, dln_steps=None, jobs=1, data=None, device=None,
                 log=print) -> list:
     """Make (or reuse, or resume) the runs of ``scale`` under ``work``; returns their directories."""
@@ -439,6 +456,10 @@ def ensure_runs(scale: str, work: str, *, vgg_steps=None, dln_steps=None, jobs=1
         for norm in norms:
             d = os.path.join(work, f"{preset}-{norm}")
             dirs.append(d)
+            held = _held_run_mismatch(d, preset, norm, steps, data if preset.startswith(("vgg", "smoke")) else None)
+            if held:
+                raise cli.InputError(f"{d} holds a run made with other options ({held}): remove it, or choose "
+                                     "another --work")
             if os.path.isfile(os.path.join(d, records.SUMMARY)):
                 log(f"reusing {d}")
                 continue
@@ -576,6 +597,15 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
 
 
 def _reproduce(args, command: str) -> int:
+    if os.path.isdir(args.out):
+        raise cli.InputError(f"--out {args.out!r} is a directory; give the Markdown file to write")
+    if os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        check_writable(args.out)
+    if args.data is not None and not os.path.isdir(args.data):
+        raise cli.InputError(f"--data {args.data!r}: no such directory")
+    if not args.runs and args.scale == "smoke" and (args.vgg_steps or args.dln_steps):
+        raise cli.InputError("--vgg-steps and --dln-steps set the steps of the cpu scale's runs; the smoke "
+                             "preset trains both networks for its own 12 steps")
     dirs = expand_runs(args.runs) if args.runs else ensure_runs(
         args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"), vgg_steps=args.vgg_steps,
         dln_steps=args.dln_steps, jobs=args.jobs, data=args.data, device=args.device,

@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 from gpu_check import records  # noqa: E402
+from gpu_check.config import config_from_dict  # noqa: E402
 from gpu_check.grid import expand_runs  # noqa: E402
 from gpu_check.measure_distributions import moment_changes  # noqa: E402
 from theory import cli  # noqa: E402
@@ -98,16 +99,23 @@ def load_run(path: str) -> Run:
     cfg_path = os.path.join(path, records.CONFIG)
     if not os.path.isfile(cfg_path):
         raise PlotError(f"{path!r} is not a run directory: it has no {records.CONFIG}")
-    with open(cfg_path, encoding="utf-8") as f:
-        meta = json.load(f)
-    summary = {}
-    if os.path.isfile(os.path.join(path, records.SUMMARY)):
-        with open(os.path.join(path, records.SUMMARY), encoding="utf-8") as f:
-            summary = json.load(f)
-    read = lambda name: records.read_jsonl(os.path.join(path, name))  # noqa: E731
-    return Run(path=path, config=meta["config"], meta=meta, metrics=read(records.METRICS),
-               ics=read("ics.jsonl"), landscape=read("landscape.jsonl"),
-               distributions=read("distributions.jsonl"), probes=read(records.PROBES), summary=summary)
+    try:
+        with open(cfg_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        # every field a run's config has (the figures read several): gpu_check.config's own check
+        config_from_dict(meta["config"])
+        summary = {}
+        if os.path.isfile(os.path.join(path, records.SUMMARY)):
+            with open(os.path.join(path, records.SUMMARY), encoding="utf-8") as f:
+                summary = json.load(f)
+        if not isinstance(summary, dict):
+            raise ValueError(f"{records.SUMMARY} is not a JSON object")
+        read = lambda name: records.read_jsonl(os.path.join(path, name))  # noqa: E731
+        return Run(path=path, config=meta["config"], meta=meta, metrics=read(records.METRICS),
+                   ics=read("ics.jsonl"), landscape=read("landscape.jsonl"),
+                   distributions=read("distributions.jsonl"), probes=read(records.PROBES), summary=summary)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise PlotError(f"{path!r} is not a readable run directory: {type(err).__name__}: {err}") from None
 
 
 @dataclass(frozen=True)

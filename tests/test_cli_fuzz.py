@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from gpu_check.config import config_to_dict, preset, with_overrides
 from tests.test_bad_input import CLIS
 
 # torch.func scripts a helper on first use and warns that torch.jit.script is deprecated (torch's
@@ -106,6 +107,54 @@ BENCH = _argv([
     _opt("--seed", SEEDS),
 ], prefix=["--quick", "--sizes", "3"])
 
+# steps and other counts of a training run: only values that are refused or tiny (a valid large
+# value would train for hours)
+RUN_COUNTS = st.sampled_from(["1", "2", "0", "-1", "-7", "1e3", "abc", "", "3.5", "nan"])
+FLOATS = st.sampled_from(["0", "1e-5", "0.1", "-1", "nan", "inf", "-inf", "1e300", "abc", ""])
+RUN = _argv([
+    _opt("--preset", st.sampled_from(["smoke", "huge", ""])),
+    _opt("--norm", st.sampled_from(["bn", "none", "l1", "noisy-bn", "group"])),
+    _opt("--out", PATHS),
+    _opt("--steps", RUN_COUNTS),
+    _opt("--probe-every", RUN_COUNTS),
+    _opt("--probe-channels", RUN_COUNTS),
+    _opt("--checkpoint-every", RUN_COUNTS),
+    _opt("--bn-eps", FLOATS),
+    _opt("--lr", FLOATS),
+    _opt("--seed", SEEDS),
+    _opt("--cpu-threads", st.sampled_from(["1", "0", "-1", "abc"])),
+    _opt("--device", st.sampled_from(["cpu", "cuda", "tpu"])),
+    _opt("--data", PATHS),
+    _opt("--measure", st.sampled_from(["ics", "landscape", "ics,,ics", "nope", ""])),
+    _opt("--measure-every", RUN_COUNTS),
+    _flag("--resume"),
+], prefix=["--preset", "smoke", "--norm", "bn", "--steps", "2", "--quiet", "--out", "{new}"])
+# gpu_check.run's documented statuses: 0 done, 2 bad input, 3 diverged (130 Ctrl-C and 137
+# --stop-after, a simulated kill that ends the process, are not fuzzed)
+RUN_CODES = {0, 2, 3}
+
+PLOTS = _argv([_opt("--out", PATHS), PATHS.map(lambda p: [p])], prefix=["--out", "{new}", "{run}"])
+REPRODUCE = _argv([
+    _opt("--out", PATHS),
+    _opt("--runs", PATHS),
+    _opt("--scale", st.sampled_from(["smoke", "cpu", "huge"])),
+    _opt("--vgg-steps", st.sampled_from(["0", "-1", "abc"])),
+    _opt("--jobs", st.sampled_from(["0", "-1", "abc"])),
+    _opt("--data", PATHS),
+    _opt("--device", st.sampled_from(["cpu", "tpu"])),
+], prefix=["--out", "{new}.md", "--runs", "{run}"])
+# these start minutes of work when valid: given at least one bad token
+BAD_SUFFIX = st.sampled_from(["--frobnicate", "--jobs=0", "--steps=-1", "--k", "--preset=huge"]).map(lambda t: [t])
+SWEEP = _argv([_opt("--preset", st.sampled_from(["smoke", "huge"])), _opt("--norm", st.sampled_from(["bn", "x"])),
+               _opt("--lr", FLOATS), _opt("--seed", SEEDS), _opt("--out", PATHS), _opt("--grid", PATHS),
+               _opt("--jobs", RUN_COUNTS), _opt("--executor", st.sampled_from(["local", "ray", "mpi"]))],
+              suffix=BAD_SUFFIX)
+GPU_BENCH = _argv([_opt("--preset", st.sampled_from(["smoke", "huge"])), _opt("--k", RUN_COUNTS),
+                   _opt("--steps", RUN_COUNTS), _flag("--json")], suffix=BAD_SUFFIX)
+PROBE_BENCH = _argv([_opt("--models", st.sampled_from(["dln", "x"])), _opt("--repeats", RUN_COUNTS),
+                     _opt("--run", st.sampled_from(["smoke", "huge"])), _opt("--out", PATHS), _flag("--json")],
+                    suffix=BAD_SUFFIX)
+
 # strategy and the exit statuses each CLI documents
 CATALOG = {
     "theory.report": (REPORT, {0, 2}),
@@ -114,8 +163,15 @@ CATALOG = {
     "theory.docs": (DOCS, {2}),
     "numeric.families": (FAMILIES, {0, 2}),
     "numeric.bench": (BENCH, {0, 2}),
+    "gpu_check.run": (RUN, RUN_CODES),
+    "gpu_check.plots": (PLOTS, {0, 2}),
+    "gpu_check.reproduce": (REPRODUCE, {0, 2}),
+    "gpu_check.sweep": (SWEEP, {2}),
+    "gpu_check.bench": (GPU_BENCH, {2}),
+    "gpu_check.probe_bench": (PROBE_BENCH, {2}),
 }
-EXAMPLES = {"theory.report": 40, "numeric.bench": 8}
+EXAMPLES = {"theory.report": 40, "numeric.bench": 8, "gpu_check.run": 15, "gpu_check.reproduce": 12,
+            "gpu_check.plots": 12}
 
 
 def test_every_command_line_is_fuzzed():
@@ -127,6 +183,9 @@ def test_every_command_line_is_fuzzed():
 # One example
 # --------------------------------------------------------------------------------------------
 
+SMOKE_CONFIG = config_to_dict(with_overrides(preset("smoke"), norm="bn"))
+
+
 def _sandbox(root: Path, json_text: str) -> dict:
     """Paths an argument may name: a new file, an existing file, a directory, a finished run
     directory, a missing directory, a symlink to the file, a JSON input."""
@@ -136,8 +195,7 @@ def _sandbox(root: Path, json_text: str) -> dict:
     (root / "input.json").write_text(json_text)
     run = root / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": {"preset": "smoke", "norm": "bn", "seed": 0, "dln": {}},
-                                                 "git": {"revision": "0" * 40}}))
+    (run / "config.json").write_text(json.dumps({"config": SMOKE_CONFIG, "git": {"revision": "0" * 40}}))
     (run / "probes.jsonl").write_text(json.dumps({
         "step": 0, "network": "dln", "layer": "dln/fc01", "channel": 0, "statement": "obs-4.3", "variant": "printed",
         "relation": "==", "lhs": 1.0, "rhs": 1.0, "slack": 0.0, "rel_slack": 0.0, "tolerance": 1e-12,

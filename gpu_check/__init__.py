@@ -32,7 +32,36 @@ Modules, in the order data flows through a run:
 gpu_check.probing); ``import gpu_check`` stays light: torch loads on first use of ``attach``.
 """
 
+import sys
+
+from theory import cli as _cli
+
 _LAZY = ("attach", "Probe", "ProbeError")
+# The optional dependencies each command line of this package needs (pip install -e '.[test]').
+_CLI_NEEDS = {"gpu_check.plots": ("torch", "matplotlib"), "gpu_check.reproduce": ("torch", "matplotlib")}
+_CLI_NEEDS_DEFAULT = ("torch",)
+
+
+def _check_command_line_extras() -> None:
+    """``python -m gpu_check.<cli>`` with torch or matplotlib missing: one line naming the extra
+    and exit 2, instead of a ModuleNotFoundError traceback from the CLI's first import.  Python
+    imports this package to find the CLI while sys.argv[0] is still '-m' (nowhere else: an
+    import by theory.report --trajectory, which needs neither, happens after that)."""
+    if sys.argv[:1] != ["-m"]:
+        return
+    argv = list(getattr(sys, "orig_argv", []))
+    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+    if not module.startswith("gpu_check."):
+        return
+    for name in _CLI_NEEDS.get(module, _CLI_NEEDS_DEFAULT):
+        try:
+            __import__(name)
+        except ModuleNotFoundError as err:
+            sys.stderr.write(f"error: python -m {module}: {_cli.missing_extra(err) or err}\n")
+            sys.exit(_cli.EXIT_BAD_INPUT)
+
+
+_check_command_line_extras()
 
 
 def __getattr__(name):

@@ -290,6 +290,7 @@ def test_the_report_and_its_trajectory_mode_run_on_the_base_install_without_torc
     import subprocess
     import sys
     (tmp_path / "probes.jsonl").write_text("")
+    (tmp_path / "config.json").write_text('{"config": {"preset": "smoke", "norm": "bn", "seed": 0}}')  # a run
     block = "import sys\nfor m in ('torch', 'matplotlib', 'tqdm'):\n    sys.modules[m] = None\n"
     for argv in (["--only", "obs-4.3", "--instances", "50", "--format", "json"],
                  ["--trajectory", str(tmp_path), "--format", "json"]):

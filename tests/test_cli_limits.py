@@ -49,7 +49,7 @@ def test_progress_shows_the_time_left_and_ends_at_100_percent(monkeypatch):
 def test_a_missing_optional_dependency_names_the_extra_to_install(capsys, monkeypatch):
     from numeric import bench
     monkeypatch.setitem(sys.modules, "torch", None)             # as in a venv with `pip install -e .` only
-    code, out, err = _run(capsys, bench.main, "--quick", "--sizes", "2")
+    code, out, err = _run(capsys, bench.main, "--quick", "--sizes", "3")
     assert (code, out) == (2, "")
     assert err == "error: this command needs torch, which is not installed: pip install -e '.[test]'\n"
 
@@ -59,3 +59,21 @@ def test_a_missing_module_that_is_not_an_extra_is_a_bug_and_raises():
         import no_such_module_of_this_project  # noqa: F401
     with pytest.raises(ModuleNotFoundError):
         cli.run(cli.parser("prog", "d"), body, [], stderr=io.StringIO())
+
+
+@pytest.mark.parametrize("module, missing", [("gpu_check.run", "torch"), ("gpu_check.plots", "matplotlib"),
+                                             ("gpu_check.sweep", "torch")])
+def test_a_gpu_check_command_without_its_extra_names_it_in_one_line(tmp_path, module, missing):
+    import os
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    # a package of that name that cannot be imported, first on the path: as if it were not installed
+    (tmp_path / missing).mkdir()
+    (tmp_path / missing / "__init__.py").write_text(
+        f"raise ModuleNotFoundError({f'No module named {missing!r}'!r}, name={missing!r})\n")
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=root, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)])), timeout=120)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"error: python -m {module}: this command needs {missing}, which is not installed: " \
+                          "pip install -e '.[test]'\n"

@@ -302,7 +302,7 @@ def toy_chunk(seed: int, points: int, d: int, n: int):
 
 
 def _settings_of(statements):
-    return {s.setting for s in statements}
+    return {registry.setting_of(s, v) for s in statements for v in s.variants}
 
 
 def _jobs(statements, instances):
@@ -330,12 +330,12 @@ def run_job(job, statement_ids, seed) -> dict:
     kind, spec = job
     if kind == "bn":
         chunk = families.merge_chunks([families.sample_chunk(seed, c.group, c.head, c.m, c.n) for c in spec])
-        bn_variants = [(s, v) for s, v in variants if s.setting in ("bn-channel", "weight-space")]
+        bn_variants = [(s, v) for s, v in variants if registry.setting_of(s, v) in ("bn-channel", "weight-space")]
         evaluate_chunk(bn_variants, bn_evaluation(chunk, seed), accs)
     elif kind == "dln":
         depth, width, n = spec
         inst = dln.sample_dln(seed, n, depth, width)
-        net = [(s, v) for s, v in variants if s.setting == "network"]
+        net = [(s, v) for s, v in variants if registry.setting_of(s, v) == "network"]
         evaluate_chunk(net, ChunkEvaluation(dln.dln_quantities(inst), width, "network",
                                             lambda i: dln_instance(inst, i),
                                             lambda index: dln.dln_quantities(_dln_take(inst, index))), accs)
@@ -343,7 +343,7 @@ def run_job(job, statement_ids, seed) -> dict:
         from theory import lemma45
         p, d, n = spec
         X, t, W0 = toy_chunk(seed, p, d, n)
-        toy = [(s, v) for s, v in variants if s.setting == "toy-regression"]
+        toy = [(s, v) for s, v in variants if registry.setting_of(s, v) == "toy-regression"]
         evaluate_chunk(toy, ChunkEvaluation(
             lemma45.toy_quantities_numpy(X, t, W0), d, "toy-regression",
             lambda i: dict(X=X[i], t=t[i], W0=W0[i]),

@@ -106,6 +106,10 @@ def statement_document(statement, verdicts) -> str:
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
         if verdict.verdict is Verdict.VIOLATED:
             lines += _counterexample_lines(s, v)
+    for remark in s.remarks:
+        lines += [f"## {remark.title}", "", remark.text, "", "$$", remark.latex, "$$", "",
+                  "(Checked exactly against the registry's sides in the invariant algebra: "
+                  "tests/test_statement_remarks.py.)", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -468,6 +468,8 @@ def errata_markdown(statements, seed: int) -> str:
                 verdict = symbolic.get((s.id, v.name), ("", ""))[0]
                 out.append(f"- `{v.name}` ({v.relation}{', ' + verdict if verdict else ''}): {v.note}.  $ {v.latex} $")
             out.append("")
+        for remark in s.remarks:
+            out += [f"{remark.title}: {remark.text}", "", f"$$ {remark.latex} $$", ""]
         if s.id in CAUSES:
             out += [f"Most likely cause: {CAUSES[s.id]}", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -112,6 +112,19 @@ class Connecting:
 
 
 @dataclass(frozen=True)
+class Remark:
+    """A derived formula shown beside a statement's variants (docs and errata): ``formula`` is the
+    closed form shown in ``latex``, ``equals`` what it is a closed form of (both q -> value); a test
+    checks that they agree exactly in the invariant algebra (``with_epsilon`` says which)."""
+    title: str
+    latex: str
+    text: str
+    formula: Callable
+    equals: Callable
+    with_epsilon: bool = True
+
+
+@dataclass(frozen=True)
 class Source:
     section: str
     equations: str
@@ -132,6 +145,7 @@ class Statement:
     reading: str
     hypotheses: tuple
     variants: tuple = field(default_factory=tuple)
+    remarks: tuple = ()     # Remark: derived formulas shown beside the variants
 
     def __post_init__(self):
         object.__setattr__(self, "kind", Kind(self.kind))
@@ -470,6 +484,35 @@ def _thm42_exact_epsilon_scale(q):
     return (_thm42_scale(q) + (q.gamma**2 / q.sigma**2) * (2 * c * o.abs(q.H_yv) + c**2 * o.abs(q.H_yy))
             + o.abs(q.gamma) / (q.m * q.sigma**2) * curvature)
 
+def thm42_first_display_epsilon_slack(q):
+    """The slack (RHS - LHS) of thm-4.2's first display for eps > 0, in rho = ||y_hat||^2/m = Var/(Var + eps):
+    every term carries the factor 1 - rho, through <y_hat, v> = (gamma/sigma)(1 - rho)<g, y_hat>."""
+    o = q.ops
+    rho = yhat_norm_ratio(q)
+    gy = g_dot_yhat(q)
+    k = (1 - rho) * q.gamma * gy / (q.m * q.sigma)            # c = <y_hat, v>/m
+    return (1 - rho) * q.gamma**2 * gy / (q.m * q.sigma**3) * (
+        q.gamma * (2 * q.H_yv - k * q.H_yy) + 2 * o.dot(q.g, q.grad_y_bn) - 3 * k * gy)
+
+
+def _thm42_first_display_slack_from_identity(q):
+    """RHS of the first display minus its exact left side (the exact-epsilon identity's right side)."""
+    return _thm42_part1_rhs(q) - _thm42_exact_epsilon_rhs(q)
+
+
+THM42_EPSILON_REMARK = Remark(
+    "How the first display fails for epsilon > 0",
+    (r"\frac{\gamma^{2}}{\sigma^{2}}v^\top Hv - \frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\|v\|^2 - v^\top\widehat Hv"
+     r" = (1-\rho)\,\frac{\gamma^2\langle g,\hat y\rangle}{m\sigma^3}\Big[\gamma\big(2\,\hat y^\top Hv - k\,\hat y^\top H\hat y\big)"
+     r" + 2\langle g,v\rangle - 3k\langle g,\hat y\rangle\Big],\quad k = \frac{(1-\rho)\gamma\langle g,\hat y\rangle}{m\sigma},"
+     r"\quad \rho = \frac{\mathrm{Var}(y)}{\mathrm{Var}(y)+\epsilon}"),
+    ("The slack of the first display (RHS - LHS) for BatchNorm with epsilon > 0, from the exact-epsilon identity: "
+     "every term carries 1 - rho = eps/(Var + eps), so the display holds with equality at eps = 0 and fails, "
+     "by a relative amount of order eps/Var, in either direction as eps grows (the sign follows <g, y_hat> and "
+     "y_hat^T H v)."),
+    thm42_first_display_epsilon_slack, _thm42_first_display_slack_from_identity)
+
+
 THM_4_2 = Statement(
     id="thm-4.2",
     title="The effect of BN to smoothness",
@@ -530,6 +573,7 @@ THM_4_2 = Statement(
                         rhs=_thm42_exact_epsilon_rhs, requires=THM42_REQ + ("H_yv", "H_yy"),
                         scale=_thm42_exact_epsilon_scale),
     ),
+    remarks=(THM42_EPSILON_REMARK,),
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -795,7 +839,9 @@ LEMMA_4_5 = Statement(
              "The proof shows the inequality only for the point k W* (k = <W*,W_0>/||W*||^2), assuming every "
              "positive multiple of a standard optimum is a BN optimum.  Evaluated exactly on a model whose "
              "optimum sets are known in closed form (theory.lemma45: one neuron, identity activation, squared "
-             "loss, three data points; BN with constant gamma > 0, beta, as Section 4.1 assumes)."),
+             "loss, three data points; BN with constant gamma > 0, beta, as Section 4.1 assumes).  The same conclusion, "
+             "on the same kind of model (one neuron, identity activation, three points), is in Dannemann & Junike "
+             "(2025), 'Batch normalization does not improve initialization', arXiv:2502.17913."),
     hypotheses=("<W_0, W*> > 0", "W* != 0", "optimum sets of the actual networks"),
     variants=(
         Variant("printed", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2}",

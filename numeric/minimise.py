@@ -217,7 +217,8 @@ def exact_sides(variant, ex) -> dict:
 def minimal_counterexample(statement, variant, seed: int = 0, max_m: int = MAX_M, deadline: float = None):
     """The certified counterexample of smallest m and shortest rationals, as a dict; None if none
     was found up to max_m (or before the monotonic-clock `deadline`)."""
-    if statement.setting == "toy-regression":
+    from theory.statements import setting_of
+    if setting_of(statement, variant) == "toy-regression":
         return toy_counterexample(statement, variant)
     if statement.setting not in ("bn-channel", "weight-space") or variant.relation == "definition":
         return None
@@ -246,9 +247,9 @@ def toy_counterexample(statement, variant):
         from theory import lemma45
     except ImportError:
         return None
-    if variant.name != "printed":
+    ce = lemma45.minimal_counterexample(variant)
+    if ce is None:
         return None
-    ce = lemma45.minimal_counterexample()
     cert = certify.certify_toy(statement, variant, {"X": np.array(ce.X.tolist(), dtype=object),
                                                     "t": np.array(list(ce.t), dtype=object),
                                                     "W0": np.array(list(ce.W0), dtype=object)})

@@ -20,7 +20,8 @@ import sympy as sp
 from theory import lemma45
 from theory.counterexamples import smallest_counterexample
 from theory.fileio import atomic_write_text
-from theory.statements import STATEMENTS
+from theory.derive import NO_CLOSED_FORM
+from theory.statements import STATEMENTS, setting_of
 from theory.verdicts import symbolic_verdicts
 from theory.vocab import Relation, Setting, Verdict
 
@@ -67,9 +68,21 @@ def _toy_counterexample_lines(variant) -> list:
             f"${sp.latex(lc.bn_direction.T)}^\\top$; LHS $= {sp.latex(lc.lhs)}$, RHS $= {sp.latex(lc.rhs)}$.", ""]
 
 
-def _counterexample_lines(statement, variant) -> list:
-    if statement.setting is Setting.TOY_REGRESSION:
+def _witness_lines(verdict) -> list:
+    """The exact witness the symbolic layer decided the variant on (a bound certificate, or an exact
+    toy-model instance), shown as it is."""
+    items = ", ".join(f"{k} = ${sp.latex(sp.sympify(v)) if not isinstance(v, (list, str)) else (sp.latex(sp.Matrix(v)) if isinstance(v, list) else v)}$"
+                      for k, v in verdict.witness.items())
+    return [f"Exact witness (`theory.verdicts`): {items}.", ""]
+
+
+def _counterexample_lines(statement, variant, verdict) -> list:
+    if setting_of(statement, variant) is Setting.TOY_REGRESSION:
+        if "bn_grad_at_w_star" in variant.requires:
+            return _witness_lines(verdict)
         return _toy_counterexample_lines(variant)
+    if any(name in NO_CLOSED_FORM for name in variant.requires):
+        return _witness_lines(verdict) if verdict.witness else []
     cx = smallest_counterexample(statement.id, variant.name)
     if cx is None:
         return []
@@ -105,7 +118,7 @@ def statement_document(statement, verdicts) -> str:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
         if verdict.verdict is Verdict.VIOLATED:
-            lines += _counterexample_lines(s, v)
+            lines += _counterexample_lines(s, v, verdict)
     for remark in s.remarks:
         lines += [f"## {remark.title}", "", remark.text, "", "$$", remark.latex, "$$", "",
                   "(Checked exactly against the registry's sides in the invariant algebra: "

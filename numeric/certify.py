@@ -150,6 +150,10 @@ def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
                 raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
             values["betaW_max"] = ball_max_enclosure(ops, g, values["H"], lam)
             values["betaW_hat_max"] = ball_max_enclosure(ops, v, values["hess_bn"], lam)
+        if "betaW_hat0_max" in need:      # the BN maximum at H = 0 (thm-c1/split-bound)
+            curvature_only = bn.hessian_bn_matrix(ops, ops.scale_matrix(number(Fraction(0)), values["H"]), g, y_hat,
+                                                  sigma, gamma, mm)
+            values["betaW_hat0_max"] = ball_max_enclosure(ops, v, curvature_only, lam)
     return Quantities(ops, values)
 
 
@@ -329,7 +333,7 @@ def certify_bn(statement, variant, inputs: dict, exact_first: bool = False) -> C
     (`exact_first`: it can also say 'equality', and decide a strict '<' at exact 0); otherwise,
     and when the exact sign is not decided, interval arithmetic."""
     ex = exact_inputs(inputs)
-    maxima = {"betaW_max", "betaW_hat_max"} & set(variant.requires)
+    maxima = {"betaW_max", "betaW_hat_max", "betaW_hat0_max"} & set(variant.requires)
     if variant.constraint is not None or (exact_first and not maxima):
         qe = bn_quantities(ex, SympyOps(), variant.requires)
         if variant.constraint is not None:

@@ -14,11 +14,13 @@ Modules, in the order data flows through a run:
     records     jsonl appends, atomic rewrites, config.json metadata
     checkpoint  model, optimiser, RNG states, data order, record offsets
     train       the step loop with optional hooks (probes, evaluation, measurements)
-    measure     the measurement hooks' shared base, registry and cost table
+    measure_hook  the measurement hooks' shared base (interval, statistics freeze, loss at parameters)
     measure_ics, measure_landscape, measure_distributions
                 Definition 2.1's ICS (through the registry), the loss landscape along the
                 gradient (Section 3.1, A.2.2), activation distributions (Figures 1c, 2, 6, 8, 9)
+    measure     the registry of the measurements and their cost table
     summary     summarise_probes(run_dir) for the trajectory report
+    trajectory_report  the rows of theory.report --trajectory (no torch needed)
     run         the command line
     plots       figures from run directories
     reproduce   the reproduction report (docs/reproduction.md)

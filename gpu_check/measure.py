@@ -15,101 +15,25 @@ training loop's preserved RNG: a measurement never changes the trajectory nor th
 running statistics.  Each hook times itself; ``cost_table`` turns the times into seconds per
 call and the share of a training step, which the run summary states.
 
-This module holds what the three measurements share: the hook base class, the interval, the
-statistics freeze, the loss at substituted parameters, the registry of measurement names.
+This module holds the registry of the measurements and their cost table; what the three share
+(the hook base class, the interval, the statistics freeze, the loss at substituted parameters)
+is in gpu_check.measure_hook, which they import.
 """
 from __future__ import annotations
 
-import contextlib
-import time
+from gpu_check.measure_distributions import DistributionHook
+from gpu_check.measure_hook import MeasurementHook
+from gpu_check.measure_ics import ICSHook
+from gpu_check.measure_landscape import LandscapeHook
 
-import torch
-from torch.func import functional_call
-
-from gpu_check.config import MEASUREMENTS
-
-MEASURE_POINTS = 25   # measured steps per run when measure_every = 0: enough for a curve over training
-
-
-def measure_interval(config) -> int:
-    """K: the configured ``measure_every``, or steps // MEASURE_POINTS (at least 1) when it is 0."""
-    every = getattr(config, "measure_every", 0)
-    return every if every > 0 else max(1, config.steps // MEASURE_POINTS)
-
-
-@contextlib.contextmanager
-def frozen_statistics(model):
-    """Forward passes inside do not move any normalisation layer's running statistics."""
-    norms = [m for m in model.modules() if hasattr(m, "update_running")]
-    saved = [m.update_running for m in norms]
-    for m in norms:
-        m.update_running = False
-    try:
-        yield model
-    finally:
-        for m, s in zip(norms, saved):
-            m.update_running = s
-
-
-def loss_at(model, params: dict, inputs, target) -> torch.Tensor:
-    """The training loss of ``model`` with the parameters in ``params`` substituted (the others,
-    and the buffers, are the model's own); training mode as the model is."""
-    return model.loss(functional_call(model, params, (inputs,)), target)
-
-
-def gradient_at(model, params: dict, inputs, target, wrt) -> tuple:
-    """({name: dL/d name} for the parameter names in ``wrt``, the loss), at ``params`` (name -> tensor).
-    Only the tensors of ``wrt`` require grad, so autograd builds no graph below the lowest of them."""
-    leaves = {n: (t.detach().requires_grad_(True) if n in wrt else t.detach()) for n, t in params.items()}
-    loss = loss_at(model, leaves, inputs, target)
-    grads = torch.autograd.grad(loss, [leaves[n] for n in wrt])
-    return dict(zip(wrt, grads)), loss.detach()
-
-
-class MeasurementHook:
-    """A hook of gpu_check.train (``name``, ``file``, ``due``, ``__call__``) that times itself.
-
-    Subclasses implement ``measure(ctx) -> list of records``.  ``cost`` holds, per network, the
-    number of calls and the seconds they took; ``steps`` the distinct steps measured.
-    """
-
-    name = file = ""
-
-    def __init__(self, config):
-        self.config = config
-        self.every = measure_interval(config)
-        self.cost = {}          # network -> [calls, seconds]
-        self.steps = set()
-
-    def due(self, step: int, net) -> bool:
-        return step % self.every == 0 or step == self.config.steps
-
-    def measure(self, ctx) -> list:
-        raise NotImplementedError
-
-    def __call__(self, ctx) -> list:
-        device = ctx.inputs.device
-        t0 = time.perf_counter()
-        with frozen_statistics(ctx.net.model):
-            rows = self.measure(ctx)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        c = self.cost.setdefault(ctx.net.name, [0, 0.0])
-        c[0] += 1
-        c[1] += time.perf_counter() - t0
-        self.steps.add(ctx.step)
-        return rows
+# Measurement name (gpu_check.config.MEASUREMENTS; tests/test_measure_run.py checks both name
+# the same set) -> its hook class.
+HOOKS = {"ics": ICSHook, "landscape": LandscapeHook, "distributions": DistributionHook}
 
 
 def measurement_hooks(config) -> list:
     """The hooks of the measurements named in ``config.measure``, in the order named."""
-    from gpu_check.measure_distributions import DistributionHook
-    from gpu_check.measure_ics import ICSHook
-    from gpu_check.measure_landscape import LandscapeHook
-
-    classes = {"ics": ICSHook, "landscape": LandscapeHook, "distributions": DistributionHook}
-    assert set(classes) == set(MEASUREMENTS), (sorted(classes), MEASUREMENTS)
-    return [classes[name](config) for name in getattr(config, "measure", ())]
+    return [HOOKS[name](config) for name in getattr(config, "measure", ())]
 
 
 def cost_table(hooks, train_s: float, trained: int, wall_s: float) -> dict:

@@ -27,7 +27,7 @@ import contextlib
 import numpy as np
 import torch
 
-from gpu_check.measure import MeasurementHook
+from gpu_check.measure_hook import MeasurementHook
 
 DISTRIBUTIONS_FILE = "distributions.jsonl"
 UNITS_PER_LAYER = 4

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpu_check.measure import MeasurementHook, gradient_at
+from gpu_check.measure_hook import MeasurementHook, gradient_at
 from theory.evaluate import evaluate_variant
 from theory.ops import NumpyOps
 from theory.quantities import Quantities

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpu_check.measure import MeasurementHook, loss_at
+from gpu_check.measure_hook import MeasurementHook, loss_at
 
 LANDSCAPE_FILE = "landscape.jsonl"
 # Appendix A.2.2: step sizes as multiples of the training learning rate, per network kind.

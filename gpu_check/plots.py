@@ -20,7 +20,6 @@ holds is skipped (and listed as skipped).  ``make_figures`` returns what was dra
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from gpu_check import records  # noqa: E402
 from gpu_check.measure_distributions import moment_changes  # noqa: E402
+from theory import cli  # noqa: E402
 
 NORM_COLOURS = {"none": "black", "bn": "tab:blue", "noisy-bn": "tab:orange", "l1": "tab:green",
                 "l2": "tab:red", "linf": "tab:purple"}
@@ -519,21 +519,21 @@ def make_figures(run_dirs, out_dir: str, only=None, formats=FORMATS, networks=("
     return drawn, skipped
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gpu_check.plots", description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run")
-    p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the PNG and SVG files")
-    args = p.parse_args(argv)
-    try:
-        drawn, skipped = make_figures(args.runs, args.out)
-    except (PlotError, ValueError, FileNotFoundError) as e:
-        print(f"gpu_check.plots: error: {e}", file=sys.stderr)
-        return 2
+def _plot(args) -> int:
+    drawn, skipped = make_figures(args.runs, args.out)
     for f in drawn:
         print(f"{f.name:24s} (paper Fig. {f.paper}): {', '.join(f.files)}")
     for s in skipped:
         print(f"skipped {s}")
     return 0
+
+
+def main(argv=None) -> int:
+    p = cli.parser("python -m gpu_check.plots", __doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run")
+    p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the PNG and SVG files")
+    # PlotError: a directory that is not a run; ValueError: a record file that is not JSON lines
+    return cli.run(p, _plot, argv, bad_input=(PlotError, ValueError))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ an experiment no run performs).  The criteria are ours: the paper states its cla
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -36,8 +35,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from gpu_check import plots, records
-from gpu_check.config import NORMS
+from gpu_check.config import DEVICES, NORMS
 from gpu_check.measure_distributions import moment_changes
+from theory import cli
 from theory.fileio import atomic_write_text
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = "reproduced", "not reproduced", "not testable at this scale"
@@ -161,7 +161,7 @@ class Claim:
 
 
 def _fmt(x) -> str:
-    return "n/a" if not math.isfinite(x) else (f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}")
+    return "-" if not math.isfinite(x) else (f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}")
 
 
 def _training_speed(runs, net):
@@ -574,32 +574,32 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
     return verdicts, figures
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gpu_check.reproduce", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
-    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
-    p.add_argument("--scale", choices=list(SCALES), default="smoke", help="the runs to make without --runs")
-    p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
-    p.add_argument("--vgg-steps", type=int, help="override the VGG preset's steps")
-    p.add_argument("--dln-steps", type=int, help="override the DLN preset's steps")
-    p.add_argument("--jobs", type=int, default=1, help="runs made in parallel")
-    p.add_argument("--data", help="CIFAR-10 directory for the VGG runs (default: synthetic stand-in)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    args = p.parse_args(argv)
-    command = "python -m gpu_check.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
-    try:
-        dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
-                                        vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
-                                        data=args.data, device=args.device,
-                                        log=lambda m: print(m, file=sys.stderr))
-        verdicts, figures = reproduce(dirs, args.out, command)
-    except (plots.PlotError, RuntimeError, FileNotFoundError) as e:
-        print(f"gpu_check.reproduce: error: {e}", file=sys.stderr)
-        return 2
+def _reproduce(args, command: str) -> int:
+    dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
+                                    vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
+                                    data=args.data, device=args.device,
+                                    log=lambda m: print(m, file=sys.stderr))
+    verdicts, figures = reproduce(dirs, args.out, command)
     for v in verdicts:
         print(f"{v.claim.id:22s} {v.verdict}")
     print(f"wrote {args.out} and {len(figures)} figures")
     return 0
+
+
+def main(argv=None) -> int:
+    p = cli.parser("python -m gpu_check.reproduce", __doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
+    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
+    p.add_argument("--scale", choices=tuple(SCALES), default="smoke", help="the runs to make without --runs")
+    p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
+    p.add_argument("--vgg-steps", type=cli.positive_int, help="override the VGG preset's steps")
+    p.add_argument("--dln-steps", type=cli.positive_int, help="override the DLN preset's steps")
+    p.add_argument("--jobs", type=cli.positive_int, default=1, help="runs made in parallel")
+    p.add_argument("--data", help="CIFAR-10 directory for the VGG runs (default: synthetic stand-in)")
+    p.add_argument("--device", choices=DEVICES)
+    command = "python -m gpu_check.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
+    # RuntimeError: a run this command started failed (its stderr's tail is in the message)
+    return cli.run(p, lambda args: _reproduce(args, command), argv, bad_input=(plots.PlotError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ stderr, no traceback), 3 training diverged (records kept), 130 Ctrl-C (resumable
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -22,18 +21,13 @@ from gpu_check.checkpoint import CheckpointError
 from gpu_check.config import DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError, preset, with_overrides
 from gpu_check.data import DataError
 from gpu_check.train import RunError, SimulatedInterruption, describe, run_training
+from theory import cli
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_KILLED = 2, 3, 130, 137
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):   # one line, no usage block
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_KILLED = cli.EXIT_BAD_INPUT, 3, cli.EXIT_INTERRUPTED, 137
 
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m gpu_check.run", description=__doc__.split("\n\n")[0])
+def parser():
+    p = cli.parser("python -m gpu_check.run", __doc__.split("\n\n")[0])
     p.add_argument("--preset", required=True, choices=list(PRESETS))
     p.add_argument("--norm", required=True, choices=list(NORMS))
     p.add_argument("--out", required=True, help="run directory")
@@ -56,8 +50,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def _run(args) -> int:
     try:
         config = with_overrides(preset(args.preset), norm=args.norm, steps=args.steps,
                                 probe_every=args.probe_every, probe_channels=args.probe_channels,
@@ -70,12 +63,8 @@ def main(argv=None) -> int:
             raise DataError(f"--data {args.data!r}: no such directory")
         summary = run_training(config, args.out, resume=args.resume, progress=not args.quiet,
                                stop_after=args.stop_after)
-    except (ConfigError, DataError, CheckpointError, RunError) as e:
-        print(f"gpu_check.run: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except OSError as e:          # --out not writable, a file where a directory should be, ...
-        print(f"gpu_check.run: error: {args.out}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise cli.InputError(f"{args.out}: {e.strerror or e}") from None
     except KeyboardInterrupt:
         print(f"gpu_check.run: interrupted; the last checkpoint in {args.out} is kept: continue with --resume",
               file=sys.stderr)
@@ -89,6 +78,10 @@ def main(argv=None) -> int:
         print(f"gpu_check.run: {summary.message}", file=sys.stderr)
         return EXIT_DIVERGED
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(parser(), _run, argv, bad_input=(ConfigError, DataError, CheckpointError, RunError))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 
     summarise_probes(run_dir) -> [row, ...], one row per (statement, variant, layer)
 
-A probe is *violated* when its slack is below zero by more than the rounding tolerance recorded
-with it (slack < -tolerance): the sign convention of theory.evaluate, where slack = RHS - LHS
-for inequalities and -|LHS - RHS| for identities.
+A probe is *violated* when ``theory.vocab.Relation.classify`` says so of its slack and the
+rounding tolerance recorded with it (the slack rule and its verdicts live there).
 """
 from __future__ import annotations
 
@@ -14,6 +13,12 @@ import os
 import numpy as np
 
 from gpu_check import records
+from theory.vocab import Relation, Verdict
+
+
+# The fields of a probe record (gpu_check.probes.probe_rows) that a summary reads.
+PROBE_FIELDS = frozenset({"statement", "variant", "layer", "relation", "verdict", "step", "slack", "rel_slack",
+                          "tolerance"})
 
 
 def _number(x) -> float:
@@ -23,13 +28,13 @@ def _number(x) -> float:
 
 def summarise_probes(run_dir: str) -> list:
     """Rows, in the order statements, variants and layers first appear in probes.jsonl, keyed
-    in the vocabulary of theory.report's rows:
+    in the vocabulary of theory.report_rows:
 
     id (statement ID), variant, relation, layer ('dln/fc03', 'vgg/conv01'), network,
     instances (the number of probes: channels x probed steps), violations, non_finite,
     first_step, last_step, min_slack, median_slack, max_slack, min_rel_slack, verdict
-    ('violated' if any probe is, else 'equality' if every probe is within rounding of 0,
-    else 'holds')
+    (Verdict.VIOLATED if any probe is, else Verdict.EQUALITY if every probe was recorded
+    within rounding of 0, else Verdict.HOLDS)
 
     Quantiles are over the finite slacks of all probed steps and channels; ``non_finite``
     counts the probes whose slack is NaN or infinite (never silently dropped); layers that could
@@ -39,13 +44,17 @@ def summarise_probes(run_dir: str) -> list:
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir!r} does not exist")
     groups = {}
-    for r in records.read_jsonl(os.path.join(run_dir, records.PROBES)):
+    path = os.path.join(run_dir, records.PROBES)
+    for n, r in enumerate(records.read_jsonl(path), 1):
         if "error" in r:
             continue      # a layer the numeric layer rejected at that step: see probe_errors
+        missing = PROBE_FIELDS.difference(r)
+        if missing:
+            raise ValueError(f"{path}: probe record {n} lacks the field(s) {', '.join(sorted(missing))}")
         key = (r["statement"], r["variant"], r["layer"])
-        g = groups.setdefault(key, {"relation": r.get("relation"), "network": r.get("network"),
+        g = groups.setdefault(key, {"relation": Relation(r["relation"]), "network": r.get("network"),
                                     "steps": [], "slack": [], "rel": [], "tol": [], "verdicts": set()})
-        g["verdicts"].add(r.get("verdict"))
+        g["verdicts"].add(Verdict(r["verdict"]))
         g["steps"].append(int(r["step"]))
         g["slack"].append(_number(r["slack"]))
         g["rel"].append(_number(r["rel_slack"]))
@@ -55,7 +64,7 @@ def summarise_probes(run_dir: str) -> list:
         slack, rel, tol = np.array(g["slack"]), np.array(g["rel"]), np.array(g["tol"])
         finite = np.isfinite(slack)
         fin_rel = rel[np.isfinite(rel)]
-        violations = int(np.sum(slack[finite] < -tol[finite]))
+        violations = int(np.sum(g["relation"].classify(slack[finite], tol[finite]) == Verdict.VIOLATED))
         rows.append({
             "id": statement, "variant": variant, "relation": g["relation"],
             "layer": layer, "network": g["network"],
@@ -67,8 +76,8 @@ def summarise_probes(run_dir: str) -> list:
             "median_slack": float(np.median(slack[finite])) if finite.any() else math.nan,
             "max_slack": float(slack[finite].max()) if finite.any() else math.nan,
             "min_rel_slack": float(fin_rel.min()) if fin_rel.size else math.nan,
-            "verdict": ("violated" if violations else
-                        "equality" if g["verdicts"] == {"equality"} else "holds"),
+            "verdict": (Verdict.VIOLATED if violations else
+                        Verdict.EQUALITY if g["verdicts"] == {Verdict.EQUALITY} else Verdict.HOLDS),
         })
     return rows
 

@@ -6,6 +6,7 @@
     maxima             Theorem C.1's maxima over ||X|| <= lambda: exact trust-region solutions
     sweep              every variant on every family: verdicts, slack statistics, rounding checks
     refine             scipy.optimize from the worst sampled instances
-    certify, minimise  exact / interval re-evaluation; smallest, shortest certified counterexamples
+    certify            exact / interval re-evaluation of one instance; exact inertia of H
+    counterexample     the one counterexample search (docs, errata, report): smallest non-degenerate certified
     bench              closed forms vs torch.func (python -m numeric.bench)
 """

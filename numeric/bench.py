@@ -23,7 +23,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -34,7 +33,7 @@ from typing import Optional  # noqa: E402
 import numpy as np  # noqa: E402
 
 from numeric.quantities import STRUCTURED_OPS as OPS  # noqa: E402
-from theory import bn  # noqa: E402
+from theory import bn, cli  # noqa: E402
 
 SIZES = (32, 256, 1024)
 # Instances per size for the smoke run (--quick): noisy timings, the same code paths.
@@ -281,23 +280,22 @@ def format_text(rows, machine) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m numeric.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--json", action="store_true", help="print {\"rows\": [...]} as JSON")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), metavar="M")
-    parser.add_argument("--quick", action="store_true", help="few instances (a smoke test, noisy timings)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    bad = [m for m in args.sizes if m < 2]
-    if bad:
-        print(f"error: batch size {bad[0]}: BatchNorm needs m >= 2", file=sys.stderr)
-        return 2
+def _bench(args) -> int:
     rows, machine = run(args.sizes, args.quick, args.seed)
     if args.json:
         print(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
     else:
         sys.stdout.write(format_text(rows, machine))
     return 0
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("python -m numeric.bench", __doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print {\"rows\": [...]} as JSON")
+    parser.add_argument("--sizes", type=cli.int_at_least(2, "BatchNorm needs m >= 2"), nargs="+", default=list(SIZES), metavar="M")
+    parser.add_argument("--quick", action="store_true", help="few instances (a smoke test, noisy timings)")
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    return cli.run(parser, _bench, argv)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,16 @@ The maxima of Theorem C.1 enter as certified enclosures (``ball_max_enclosure``)
 point gives a lower bound; the Lagrangian with a multiplier nu, for which (nu - delta) I - A is
 proved positive definite by an interval Cholesky factorisation, gives an upper bound.
 
-A ``Certificate`` says 'violated' (the slack is certainly negative, or 0 for a strict '<', or an
-identity's two sides certainly differ), 'holds' (certainly >= 0 / > 0), 'equality' (exactly 0),
-'undecided' (the enclosure contains 0), 'undefined' (a side is 0/0 at the instance) or
-'not-applicable' (the instance misses a hypothesis exactly).
+A ``Certificate`` carries a ``theory.vocab.Verdict``: VIOLATED (the slack is certainly negative,
+or 0 for a strict '<', or an identity's two sides certainly differ), HOLDS (certainly > 0),
+EQUALITY (exactly 0), UNDETERMINED (the enclosure contains 0), UNDEFINED (a side is 0/0 at the
+instance) or NOT_APPLICABLE (the instance misses a hypothesis exactly).  The sign rule is
+``theory.vocab.Relation``'s.
+
+``certify_kept`` certifies the instances the sweep kept and returns every failure of exact
+re-evaluation with its message beside the certificates (nothing is skipped silently);
+``hessian_inertia`` gives the exact inertia of a rational H, so a label such as 'positive
+semidefinite' is checked on the instance it describes.
 """
 from __future__ import annotations
 
@@ -30,9 +36,10 @@ import numpy as np
 import sympy as sp
 
 from numeric import maxima
-from theory import bn
+from theory import bn, lemma45
 from theory.ops import INTERVAL_DIGITS, IntervalOps, SympyOps
-from theory.quantities import Quantities, max_weight_grad_norm_sq
+from theory.quantities import Quantities, channel_quantities
+from theory.vocab import EpsilonScope, Relation, Setting, Verdict
 
 INTERVAL = "interval-60"
 EXACT = "exact"
@@ -40,7 +47,7 @@ EXACT = "exact"
 
 @dataclass(frozen=True)
 class Certificate:
-    verdict: str            # violated | holds | equality | undecided | undefined | not-applicable
+    verdict: Verdict
     method: str             # interval-60 | exact
     slack_lower: str        # decimal enclosure of the slack (RHS - LHS; for identities the
     slack_upper: str        # largest certified |component difference|, negated)
@@ -49,7 +56,7 @@ class Certificate:
     detail: str = ""
 
     def to_dict(self):
-        return {"verdict": self.verdict, "method": self.method, "slack_lower": self.slack_lower,
+        return {"verdict": str(self.verdict), "method": self.method, "slack_lower": self.slack_lower,
                 "slack_upper": self.slack_upper, "lhs": self.lhs, "rhs": self.rhs, "detail": self.detail}
 
 
@@ -119,42 +126,33 @@ def _convert(ops, ex):
 
 
 def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
-    """The registry's quantities of one exact BatchNorm-channel instance, over `ops`.
+    """The registry's quantities of one exact BatchNorm-channel instance, over `ops`
+    (theory.quantities.channel_quantities, the one builder every layer uses), plus certified
+    enclosures of Theorem C.1's maxima where `requires` names them.
 
     Only what `requires` names beyond the basics is built (full matrices cost O(m^3) intervals).
     """
     _validate(ex)
     number, vector, matrix = _convert(ops, ex)
-    m = ex["m"]
-    mm = number(Fraction(m))
-    y, g = vector(ex["y"]), vector(ex["g"])
-    gamma, beta, eps = number(ex["gamma"]), number(ex["beta"]), number(ex["eps"])
-    mu, sigma, y_hat = bn.batch_statistics(ops, y, mm, eps)
-    v = bn.grad_y_bn(ops, g, y_hat, sigma, gamma, mm)
-    values = dict(m=mm, gamma=gamma, beta=beta, eps=eps, y=y, mu=mu, sigma=sigma, y_hat=y_hat, g=g, grad_y_bn=v)
     need = set(requires)
-    if "H" in ex:
-        H = matrix(ex["H"])
-        values.update(H=H, H_frob=ops.sqrt(ops.frob_sq(H)), H_gg=ops.bilinear(H, g, g), H_vv=ops.bilinear(H, v, v),
-                      hess_bn_vv=bn.hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, mm, v, v))
-        if need & {"hess_bn", "betaW_hat_max"}:
-            values["hess_bn"] = bn.hessian_bn_matrix(ops, H, g, y_hat, sigma, gamma, mm)
-    if "jac_z_y" in need:
-        values["jac_z_y"] = bn.jacobian_z_y(ops, y_hat, sigma, gamma, mm)
-    if ex.get("lam") is not None:
-        lam = number(ex["lam"])
-        values.update(lam=lam, gW_max=max_weight_grad_norm_sq(ops, g, lam),
-                      gW_hat_max=max_weight_grad_norm_sq(ops, v, lam))
-        if need & {"betaW_max", "betaW_hat_max"}:
-            if not isinstance(ops, IntervalOps):
-                raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
-            values["betaW_max"] = ball_max_enclosure(ops, g, values["H"], lam)
-            values["betaW_hat_max"] = ball_max_enclosure(ops, v, values["hess_bn"], lam)
+    maxima_needed = bool(need & {"betaW_max", "betaW_hat_max", "betaW_hat0_max"})
+    if maxima_needed and not isinstance(ops, IntervalOps):
+        raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
+    H = matrix(ex["H"]) if "H" in ex else None
+    lam = number(ex["lam"]) if ex.get("lam") is not None else None
+    matrices = tuple(name for name in ("jac_z_y", "hess_bn")
+                     if name in need or (name == "hess_bn" and "betaW_hat_max" in need))
+    q = channel_quantities(ops, number(Fraction(ex["m"])), number(ex["gamma"]), vector(ex["g"]),
+                           y=vector(ex["y"]), beta=number(ex["beta"]), eps=number(ex["eps"]), H=H, lam=lam,
+                           matrices=matrices)
+    if maxima_needed:
+        q = q.with_values(betaW_max=ball_max_enclosure(ops, q.g, q.H, lam),
+                          betaW_hat_max=ball_max_enclosure(ops, q.grad_y_bn, q.hess_bn, lam))
         if "betaW_hat0_max" in need:      # the BN maximum at H = 0 (thm-c1/split-bound)
-            curvature_only = bn.hessian_bn_matrix(ops, ops.scale_matrix(number(Fraction(0)), values["H"]), g, y_hat,
-                                                  sigma, gamma, mm)
-            values["betaW_hat0_max"] = ball_max_enclosure(ops, v, curvature_only, lam)
-    return Quantities(ops, values)
+            curvature_only = bn.hessian_bn_matrix(ops, ops.scale_matrix(number(Fraction(0)), q.H), q.g, q.y_hat,
+                                                  q.sigma, q.gamma, q.m)
+            q = q.with_values(betaW_hat0_max=ball_max_enclosure(ops, q.grad_y_bn, curvature_only, lam))
+    return q
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +268,11 @@ def _sign(x):
     return 0
 
 
+def certainly_nonzero(x) -> bool:
+    """Some component of an exact (SymPy) or interval value is certainly not 0."""
+    return any(_sign(_canonical(c)) != 0 for c in _components(x))
+
+
 def _magnitude(x) -> str:
     if isinstance(x, sp.Basic):
         return _fmt(abs(x))
@@ -283,40 +286,40 @@ def _undefined(x) -> bool:
 
 
 def _decide(variant, q, method) -> Certificate:
+    relation = Relation(variant.relation)
     lhs, rhs = variant.lhs(q), variant.rhs(q)
     if _undefined(lhs) or _undefined(rhs):
-        return Certificate("undefined", method, "", "", "", "", "a side of the variant is undefined (0/0)")
+        return Certificate(Verdict.UNDEFINED, method, "", "", "", "", "a side of the variant is undefined (0/0)")
     show = (lambda x: "(vector)" if hasattr(x, "rows") else _fmt(x))
-    if variant.relation == "==":
-        diffs = [_canonical(a - b) for a, b in zip(_components(lhs), _components(rhs))]
+    if relation is Relation.EQ:
+        diffs = [_canonical(relation.slack(a, b)) for a, b in zip(_components(lhs), _components(rhs))]
         signs = [_sign(d) for d in diffs]
         worst = max(diffs, key=lambda d: float(sp.N(abs(d))) if isinstance(d, sp.Basic) else float(abs(d).b))
         if any(signs):
-            verdict = "violated"
+            verdict = relation.verdict_of_sign(1)
         elif method == EXACT and all(isinstance(d, sp.Basic) and d == 0 for d in diffs):
-            verdict = "equality"
+            verdict = relation.verdict_of_sign(0)
         else:
-            verdict = "undecided"
-        return Certificate(verdict, method, "-" + _magnitude(worst), "-" + _magnitude(worst) if verdict == "violated"
-                           else "0", show(lhs), show(rhs))
-    slack = _canonical(rhs - lhs)
-    sign = _sign(slack)
+            verdict = Verdict.UNDETERMINED
+        # an identity's slack is reported as -|largest component difference|
+        return Certificate(verdict, method, "-" + _magnitude(worst),
+                           "-" + _magnitude(worst) if verdict is Verdict.VIOLATED else "0", show(lhs), show(rhs))
+    slack = _canonical(relation.slack(lhs, rhs))
     exact_zero = isinstance(slack, sp.Basic) and slack == 0
-    if exact_zero:
-        verdict = "violated" if variant.relation == "<" else "equality"
-    else:
-        verdict = {-1: "violated", 1: "holds", 0: "undecided"}[sign]
+    sign = 0 if exact_zero else _sign(slack)
+    # an interval that contains 0 has no certain sign; only an exact 0 is a sign of 0
+    verdict = relation.verdict_of_sign(sign) if sign or exact_zero else Verdict.UNDETERMINED
     lo, hi = (_fmt(slack), _fmt(slack)) if isinstance(slack, sp.Basic) else (_fmt(slack.a), _fmt(slack.b))
     return Certificate(verdict, method, lo, hi, show(lhs), show(rhs))
 
 
 def _applicable(variant, q, ex) -> tuple:
-    """(True/False/None, why) under the variant's epsilon scope, condition and constraint."""
+    """(True/False/None, why) under the variant's epsilon scope and condition."""
     eps = ex.get("eps", Fraction(0))
-    if variant.epsilon == "zero" and eps != 0:
-        return False, "the variant is about eps = 0"
-    if variant.epsilon == "positive" and eps <= 0:
-        return False, "the variant is about eps > 0"
+    scope = EpsilonScope(variant.epsilon)
+    # the scope depends only on whether eps is 0 (a tiny exact eps must not round to 0.0)
+    if not scope.admits(0.0 if eps == 0 else 1.0):
+        return False, f"the variant is about eps in scope '{scope}', the instance has eps = {eps}"
     if variant.condition is not None:
         s = _sign(variant.condition(q))
         if s < 0:
@@ -330,7 +333,7 @@ def certify_bn(statement, variant, inputs: dict, exact_first: bool = False) -> C
     """Certify a float (or rational) BatchNorm-channel / weight-space instance exactly.
 
     The exact (SymPy) path runs first for a variant with a constraint, or when asked
-    (`exact_first`: it can also say 'equality', and decide a strict '<' at exact 0); otherwise,
+    (`exact_first`: it can also say EQUALITY, and decide a strict '<' at exact 0); otherwise,
     and when the exact sign is not decided, interval arithmetic."""
     ex = exact_inputs(inputs)
     maxima = {"betaW_max", "betaW_hat_max", "betaW_hat0_max"} & set(variant.requires)
@@ -340,44 +343,139 @@ def certify_bn(statement, variant, inputs: dict, exact_first: bool = False) -> C
             # the extra hypothesis is an equation: it must hold exactly, so decide it over rationals
             residual = sp.simplify(variant.constraint(qe))
             if residual != 0:
-                return Certificate("not-applicable", EXACT, "", "", "", "",
+                return Certificate(Verdict.NOT_APPLICABLE, EXACT, "", "", "", "",
                                    f"the hypothesis '{variant.extra_hypotheses[0] if variant.extra_hypotheses else 'constraint'}' "
                                    f"does not hold exactly (residual {_fmt(residual, 6)})")
         ok, why = _applicable(variant, qe, ex)
         if not ok:
-            return Certificate("not-applicable", EXACT, "", "", "", "", why)
+            return Certificate(Verdict.NOT_APPLICABLE, EXACT, "", "", "", "", why)
         cert = _decide(variant, qe, EXACT)
-        if cert.verdict != "undecided":
+        if cert.verdict is not Verdict.UNDETERMINED:
             return cert
     ops = IntervalOps()
     q = bn_quantities(ex, ops, variant.requires)
     if not q.has(variant.requires):
-        return Certificate("not-applicable", INTERVAL, "", "", "", "", f"missing {q.missing(variant.requires)}")
+        return Certificate(Verdict.NOT_APPLICABLE, INTERVAL, "", "", "", "", f"missing {q.missing(variant.requires)}")
     ok, why = _applicable(variant, q, ex)
     if ok is not True:
-        return Certificate("not-applicable" if ok is False else "undecided", INTERVAL, "", "", "", "", why)
+        return Certificate(Verdict.NOT_APPLICABLE if ok is False else Verdict.UNDETERMINED, INTERVAL, "", "", "", "",
+                           why)
     return _decide(variant, q, INTERVAL)
+
+
+def _rationals(values):
+    return [sp.Rational(exact(v).numerator, exact(v).denominator) for v in values]
 
 
 def certify_toy(statement, variant, inputs: dict) -> Certificate:
     """Lemma 4.5's toy model, exactly (theory.lemma45's rational optimum sets)."""
-    from theory import lemma45
-
-    X = [[sp.Rational(exact(v).numerator, exact(v).denominator) for v in row] for row in np.asarray(inputs["X"]).tolist()]
-    t = [sp.Rational(exact(v).numerator, exact(v).denominator) for v in np.asarray(inputs["t"]).ravel()]
-    W0 = [sp.Rational(exact(v).numerator, exact(v).denominator) for v in np.asarray(inputs["W0"]).ravel()]
+    X = [_rationals(row) for row in np.asarray(inputs["X"], dtype=object).tolist()]
+    t = _rationals(np.asarray(inputs["t"], dtype=object).ravel())
+    W0 = _rationals(np.asarray(inputs["W0"], dtype=object).ravel())
     try:
         q = lemma45.exact_quantities(X, t, W0)
     except lemma45.ToyModelError as err:
-        return Certificate("not-applicable", EXACT, "", "", "", "", str(err))
+        return Certificate(Verdict.NOT_APPLICABLE, EXACT, "", "", "", "", str(err))
     if variant.condition is not None and not variant.condition(q) > 0:
-        return Certificate("not-applicable", EXACT, "", "", "", "", "condition <W0, W*> > 0 fails")
+        return Certificate(Verdict.NOT_APPLICABLE, EXACT, "", "", "", "", "condition <W0, W*> > 0 fails")
     return _decide(variant, q, EXACT)
 
 
-def certify(statement, variant, setting: str, inputs: dict) -> Certificate:
-    if setting == "toy-regression":
+def certify(statement, variant, setting, inputs: dict) -> Certificate:
+    """Exact re-evaluation of one instance of a variant in its setting."""
+    setting = Setting(setting)
+    if setting is Setting.TOY_REGRESSION:
         return certify_toy(statement, variant, inputs)
-    if setting == "bn-channel":
+    if setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE):
         return certify_bn(statement, variant, inputs)
-    return Certificate("undecided", EXACT, "", "", "", "", f"no exact re-evaluation for the {setting} setting")
+    return Certificate(Verdict.UNDETERMINED, EXACT, "", "", "", "", f"no exact re-evaluation for the {setting} setting")
+
+
+# ---------------------------------------------------------------------------------------------
+# The instances the sweep kept
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CertificationFailure:
+    """Exact re-evaluation of one kept instance raised: the instance and the error's message."""
+    inputs: dict
+    message: str
+
+
+@dataclass(frozen=True)
+class KeptCertification:
+    certificates: tuple     # Certificate, in the order the kept instances were tried
+    failures: tuple         # CertificationFailure, each with its message (reported, never skipped)
+
+
+def certify_kept(statement, variant, kept, want: Verdict, tries: int, enough: int) -> KeptCertification:
+    """Certify the kept instances whose float verdict is `want`, most extreme first: at most `tries`
+    certificates, stopping once `enough` of them say `want`.  An instance whose exact
+    re-evaluation raises (bad exact input, a division by an exact 0) is a failure with its message;
+    any other exception is a bug and propagates."""
+    want = Verdict(want)
+    certificates, failures = [], []
+    for k in kept:
+        if len(certificates) >= tries or sum(c.verdict is want for c in certificates) >= enough:
+            break
+        if Verdict(k.verdict) is not want:
+            continue
+        try:
+            certificates.append(certify(statement, variant, k.setting, k.inputs))
+        except (ValueError, ArithmeticError) as err:
+            failures.append(CertificationFailure(k.inputs, f"{type(err).__name__}: {err}"))
+    return KeptCertification(tuple(certificates), tuple(failures))
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact inertia of a rational symmetric matrix
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Inertia:
+    positive: int
+    zero: int
+    negative: int
+
+    @property
+    def label(self) -> str:
+        """'positive definite', 'positive semidefinite', 'negative (semi)definite', 'indefinite' or 'zero'."""
+        n = self.positive + self.zero + self.negative
+        if self.zero == n:
+            return "zero"
+        if self.negative == 0:
+            return "positive definite" if self.zero == 0 else "positive semidefinite"
+        if self.positive == 0:
+            return "negative definite" if self.zero == 0 else "negative semidefinite"
+        return "indefinite"
+
+    def __str__(self) -> str:
+        return (f"{self.label} (exact inertia: {self.positive} positive, {self.zero} zero, "
+                f"{self.negative} negative eigenvalue(s))")
+
+
+def hessian_inertia(H) -> Inertia:
+    """Exact inertia of a symmetric rational matrix (rows of Fractions, ints or p/q strings).
+
+    A real symmetric matrix has only real eigenvalues, so its characteristic polynomial has only
+    real roots, and for such a polynomial Descartes' rule of signs is exact: the number of
+    positive roots is the number of sign changes of its coefficients (zeros skipped), the number
+    of negative roots that of p(-x); the multiplicity of the root 0 is the number of trailing zero
+    coefficients.  All in rational arithmetic."""
+    M = sp.Matrix([[sp.Rational(exact(v).numerator, exact(v).denominator) for v in row] for row in H])
+    if M.rows != M.cols or M != M.T:
+        raise ValueError(f"H must be a symmetric square matrix, got {M.rows} x {M.cols}"
+                         f"{'' if M.rows != M.cols else ' (not symmetric)'}")
+    x = sp.Symbol("x")
+    coeffs = M.charpoly(x).all_coeffs()          # leading first
+    zero = 0
+    while coeffs and coeffs[-1] == 0:
+        coeffs.pop()
+        zero += 1
+
+    def changes(cs):
+        signs = [sp.sign(c) for c in cs if c != 0]
+        return sum(a != b for a, b in zip(signs, signs[1:]))
+    degree = len(coeffs) - 1
+    flipped = [c * (-1) ** (degree - i) for i, c in enumerate(coeffs)]
+    return Inertia(changes(coeffs), zero, changes(flipped))

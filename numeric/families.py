@@ -13,7 +13,6 @@ them, with the ranges of every scale, to the documentation.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import numpy as np
 from numeric import losses
 from numeric.hessians import DiagLowRank
 from numeric.quantities import OPS, bn_channel_quantities
-from theory import bn
+from theory import bn, cli
+from theory.fileio import atomic_write_text
 
 # ---------------------------------------------------------------------------------------------
 # Catalogues (name -> description); the order is part of the seed derivation, append only
@@ -69,7 +69,8 @@ GROUPS = {
     "free-eps": "eps = 1e-5 (torch's default); every head; full matrices for m <= 64",
     "relative-norm-eps0": ("eps = 0, m >= 3; H replaced by H + t v v^T with t chosen so that H preserves the "
                            "relative norms of g and v = grad_y_bn (Theorem 4.2's second display, Theorem C.1's "
-                           "'same conditions'); the maxima of Theorem C.1 for m <= 64"),
+                           "'same conditions'); t may be negative, so a PSD head's H can become indefinite (a "
+                           "counterexample's label is read off its exact H); the maxima of Theorem C.1 for m <= 64"),
 }
 GROUP_EPS = {"free-eps0": 0.0, "free-eps": 1e-5, "relative-norm-eps0": 0.0}
 SCALES = {
@@ -440,26 +441,26 @@ def markdown() -> str:
             "(the registry's reading).  Theorem 4.4's maxima are in closed form: lambda^2 ||u||^2.", ""]
     out += dln.markdown_section()
     out += ["## Lemma 4.5: toy regression", "",
-            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets) when that",
-            "module is present; the report marks the rows pending otherwise.", ""]
+            "Instances come from theory.lemma45 (one neuron, identity activation, exact optimum sets).", ""]
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m numeric.families", description=__doc__.split("\n")[0])
-    parser.add_argument("--doc", metavar="FILE", help="write the markdown description to FILE (default: stdout)")
-    args = parser.parse_args(argv)
+def _describe(args) -> int:
     text = markdown() + "\n"
     if args.doc:
-        from theory.fileio import atomic_write_text as write_atomically
         try:
-            write_atomically(args.doc, text)
+            atomic_write_text(args.doc, text)
         except OSError as err:
-            print(f"error: cannot write {args.doc!r}: {err.strerror or err}", file=sys.stderr)
-            return 2
+            raise cli.InputError(f"cannot write {args.doc!r}: {err.strerror or err}") from None
     else:
         sys.stdout.write(text)
     return 0
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("python -m numeric.families", __doc__.split("\n")[0])
+    parser.add_argument("--doc", metavar="FILE", help="write the markdown description to FILE (default: stdout)")
+    return cli.run(parser, _describe, argv)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from scipy.optimize import minimize
 from numeric import families
 from numeric.quantities import bn_channel_quantities
 from theory.evaluate import evaluate_variant
+from theory.vocab import Relation, Setting
 
 # Score of a point where the variant does not apply (relative slack lies in [-1, 1]).
 INAPPLICABLE = 2.0
@@ -114,9 +115,9 @@ def refine(statement, variant, inst: dict, max_iterations: int = MAX_ITERATIONS)
 def refine_variant(statement, variant, kept, starts: int = 2, max_iterations: int = MAX_ITERATIONS):
     """Smallest relative slack reached from the `starts` worst kept instances (m <= REFINE_MAX_M),
     or None for identities, definitions and settings other than the BatchNorm channel."""
-    if variant.relation not in ("<=", "<"):
+    if not Relation(variant.relation).is_inequality:
         return None
-    pool = [k for k in kept if k.setting == "bn-channel" and k.inputs["m"] <= REFINE_MAX_M][:starts]
+    pool = [k for k in kept if k.setting == Setting.BN_CHANNEL and k.inputs["m"] <= REFINE_MAX_M][:starts]
     if not pool:
         return None
     results = [refine(statement, variant, k.inputs, max_iterations) for k in pool]

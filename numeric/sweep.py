@@ -1,6 +1,6 @@
 """Evaluate every registry variant on the instance families and summarise it: the numeric layer.
 
-For each chunk of instances (numeric.families, numeric.dln, theory.lemma45 when present) the
+For each chunk of instances (numeric.families, numeric.dln, theory.lemma45) the
 registry's variants are evaluated by theory.evaluate.evaluate_variant -- the one place slack,
 relative slack and the rounding tolerance are defined -- and summarised per variant: instances
 (applicable), float violations, min/median/max slack, min relative slack, and the instances
@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from numeric import dln, families
-from theory import statements as registry
-from theory.evaluate import ROUNDING_SAFETY, UNIT_ROUNDOFF, evaluate_variant
+from theory import lemma45, statements as registry
+from theory.evaluate import evaluate_variant
+from theory.vocab import ROUNDING_SAFETY, UNIT_ROUNDOFF, Relation, Setting, Verdict
 
 # Multiple of |slack - slack(reversed batch)| within which a slack is rounding.  Two float64
 # evaluations in different summation orders carry independent rounding errors of the same
@@ -61,11 +62,11 @@ KEEP_MAX_M = 16
 class KeptInstance:
     """One instance kept for refinement/certification: its inputs by name and its float result."""
 
-    setting: str          # "bn-channel" | "network" | "toy-regression"
+    setting: Setting
     inputs: dict
     slack: float
     rel_slack: float
-    verdict: str
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class _Accumulator:
     slacks: list = field(default_factory=list)
     rels: list = field(default_factory=list)
     lhs: list = field(default_factory=list)
-    counts: dict = field(default_factory=lambda: dict(violated=0, equality=0, holds=0, rounding=0, undefined=0))
+    counts: dict = field(default_factory=lambda: {Verdict.VIOLATED: 0, Verdict.EQUALITY: 0, Verdict.HOLDS: 0,
+                                                  "rounding": 0, Verdict.UNDEFINED: 0})
     low: list = field(default_factory=list)
     high: list = field(default_factory=list)
     smallest_m: int = 0
@@ -167,20 +169,20 @@ def _first_pass(statement, variant, result, q):
     verdicts = result.verdicts.copy()
     n = len(verdicts)
     none = np.zeros(n, bool)
-    if result.relation == "definition":
+    if Relation(result.relation) is Relation.DEFINITION:
         return verdicts, none, none, none
-    verdicts[result.applicable & ~np.isfinite(result.slack)] = "undefined"
-    out = np.isin(verdicts, ("violated", "holds"))
+    verdicts[result.applicable & ~np.isfinite(result.slack)] = Verdict.UNDEFINED
+    out = np.isin(verdicts, (Verdict.VIOLATED, Verdict.HOLDS))
     sensitive = none
     if "grad_y_bn" in variant.requires and q.has(("grad_y_bn", "g", "gamma", "sigma")):
         sensitive = out & (_gradient_conditioning(q) > SENSITIVE_CONDITIONING)
-    suspect = out & ~sensitive & ((np.abs(result.rel_slack) < SUSPECT_REL_SLACK) | (result.relation == "=="))
+    suspect = out & ~sensitive & ((np.abs(result.rel_slack) < SUSPECT_REL_SLACK) | (Relation(result.relation) is Relation.EQ))
     if variant.constraint is not None:
         # The constraint holds only to rounding (a float H built to satisfy it exactly cannot), and
         # the slack moves with the constraint's residual by an amount the tolerance does not model:
         # a near-zero slack under a constraint is left to exact certification.
         tiny = out & (np.abs(result.rel_slack) < SUSPECT_REL_SLACK)
-        verdicts[tiny] = "equality"
+        verdicts[tiny] = Verdict.EQUALITY
         return verdicts, suspect & ~tiny, sensitive & ~tiny, tiny
     return verdicts, suspect, sensitive, none
 
@@ -192,7 +194,7 @@ def _second_pass(result, verdicts, suspect, sensitive, slack_reversed, slack_per
     if suspect.any():
         i = np.flatnonzero(suspect)
         within = np.abs(slack[i]) <= ROUNDING_ESTIMATE_SAFETY * np.abs(slack[i] - slack_reversed)
-        if result.relation == "==":
+        if Relation(result.relation) is Relation.EQ:
             within |= np.abs(slack_reversed) <= result.tolerance[i]
         rounding[i[within]] = True
     if sensitive.any():
@@ -201,24 +203,24 @@ def _second_pass(result, verdicts, suspect, sensitive, slack_reversed, slack_per
         within = ~np.isfinite(slack_perturbed) | (ROUNDING_ESTIMATE_SAFETY * moved >= np.abs(slack[i]))
         rounding[i[within]] = True
     verdicts = verdicts.copy()
-    verdicts[rounding] = "equality"
+    verdicts[rounding] = Verdict.EQUALITY
     return verdicts, rounding
 
 
 def _accumulate(acc, result, verdicts, rounding, ce: ChunkEvaluation):
-    applicable = result.applicable & (verdicts != "undefined")
-    acc.counts["undefined"] += int(np.sum(result.applicable & (verdicts == "undefined")))
-    if result.relation == "definition":
+    applicable = result.applicable & (verdicts != Verdict.UNDEFINED)
+    acc.counts[Verdict.UNDEFINED] += int(np.sum(result.applicable & (verdicts == Verdict.UNDEFINED)))
+    if Relation(result.relation) is Relation.DEFINITION:
         acc.lhs.append(result.lhs[applicable])
         return
     # slack statistics and kept instances leave out what is rounding (its float slack is noise)
     informative = applicable & ~rounding
     acc.slacks.append(result.slack[informative])
     acc.rels.append(result.rel_slack[informative])
-    for key in ("violated", "equality", "holds"):
+    for key in (Verdict.VIOLATED, Verdict.EQUALITY, Verdict.HOLDS):
         acc.counts[key] += int(np.sum(applicable & (verdicts == key)))
     acc.counts["rounding"] += int(np.sum(applicable & rounding))
-    if np.any(applicable & (verdicts == "violated")):
+    if np.any(applicable & (verdicts == Verdict.VIOLATED)):
         acc.smallest_m = ce.m if acc.smallest_m == 0 else min(acc.smallest_m, ce.m)
     if ce.m > KEEP_MAX_M:
         return
@@ -229,7 +231,7 @@ def _accumulate(acc, result, verdicts, rounding, ce: ChunkEvaluation):
 
     def kept(i):
         return KeptInstance(ce.setting, ce.make_inputs(int(i)), float(result.slack[i]),
-                            float(result.rel_slack[i]), str(verdicts[i]))
+                            float(result.rel_slack[i]), Verdict(verdicts[i]))
 
     # only instances that would enter the pools are turned into input dicts
     low_cut = acc.low[-1].rel_slack if len(acc.low) == KEEP else np.inf
@@ -277,16 +279,8 @@ def bn_evaluation(chunk: families.BnChunk, seed: int) -> ChunkEvaluation:
     def perturb(index):
         return chunk.take(index).quantities(grad_y_bn=perturbed_gradient(q, [seed, chunk.m, 7], index))
 
-    return ChunkEvaluation(q, chunk.m, "bn-channel", chunk.instance,
+    return ChunkEvaluation(q, chunk.m, Setting.BN_CHANNEL, chunk.instance,
                            lambda index: chunk.take(index).reversed().quantities(), perturb)
-
-
-def toy_available() -> bool:
-    try:
-        from theory import lemma45  # noqa: F401  (written in parallel; optional until it lands)
-    except ImportError:
-        return False
-    return hasattr(lemma45, "toy_quantities_numpy")
 
 
 # (data points, input dimension) of the Lemma 4.5 toy model; the centred inputs must have rank d,
@@ -308,14 +302,14 @@ def _settings_of(statements):
 def _jobs(statements, instances):
     settings = _settings_of(statements)
     jobs = []
-    if settings & {"bn-channel", "weight-space"}:
+    if settings & {Setting.BN_CHANNEL, Setting.WEIGHT_SPACE}:
         by_cell = {}
         for spec in families.plan(instances):
             by_cell.setdefault((spec.group, spec.m), []).append(spec)
         jobs += [("bn", tuple(specs)) for specs in by_cell.values()]
-    if "network" in settings:
+    if Setting.NETWORK in settings:
         jobs += [("dln", spec) for spec in dln.plan(instances)]
-    if "toy-regression" in settings and toy_available():
+    if Setting.TOY_REGRESSION in settings:
         # Lemma 4.5's condition <W0, W*> > 0 holds for about half of the draws: draw twice as many
         per = -(-2 * instances // len(TOY_SHAPES)) + 8
         jobs += [("toy", (p, d, per)) for p, d in TOY_SHAPES]
@@ -330,22 +324,21 @@ def run_job(job, statement_ids, seed) -> dict:
     kind, spec = job
     if kind == "bn":
         chunk = families.merge_chunks([families.sample_chunk(seed, c.group, c.head, c.m, c.n) for c in spec])
-        bn_variants = [(s, v) for s, v in variants if registry.setting_of(s, v) in ("bn-channel", "weight-space")]
+        bn_variants = [(s, v) for s, v in variants if registry.setting_of(s, v) in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE)]
         evaluate_chunk(bn_variants, bn_evaluation(chunk, seed), accs)
     elif kind == "dln":
         depth, width, n = spec
         inst = dln.sample_dln(seed, n, depth, width)
-        net = [(s, v) for s, v in variants if registry.setting_of(s, v) == "network"]
-        evaluate_chunk(net, ChunkEvaluation(dln.dln_quantities(inst), width, "network",
+        net = [(s, v) for s, v in variants if registry.setting_of(s, v) is Setting.NETWORK]
+        evaluate_chunk(net, ChunkEvaluation(dln.dln_quantities(inst), width, Setting.NETWORK,
                                             lambda i: dln_instance(inst, i),
                                             lambda index: dln.dln_quantities(_dln_take(inst, index))), accs)
     else:
-        from theory import lemma45
         p, d, n = spec
         X, t, W0 = toy_chunk(seed, p, d, n)
-        toy = [(s, v) for s, v in variants if registry.setting_of(s, v) == "toy-regression"]
+        toy = [(s, v) for s, v in variants if registry.setting_of(s, v) is Setting.TOY_REGRESSION]
         evaluate_chunk(toy, ChunkEvaluation(
-            lemma45.toy_quantities_numpy(X, t, W0), d, "toy-regression",
+            lemma45.toy_quantities_numpy(X, t, W0), d, Setting.TOY_REGRESSION,
             lambda i: dict(X=X[i], t=t[i], W0=W0[i]),
             lambda index: lemma45.toy_quantities_numpy(X[index][:, ::-1], t[index][:, ::-1], W0[index])), accs)
     return {k: a for k, a in accs.items() if a.slacks or a.lhs or any(a.counts.values())}
@@ -422,17 +415,17 @@ def dln_instance(inst: dln.DlnInstances, i: int) -> dict:
 def _summary(key, acc: _Accumulator) -> VariantSweep:
     sid, name = key
     nan = float("nan")
-    if acc.relation == "definition":
+    if Relation(acc.relation) is Relation.DEFINITION:
         lhs = np.concatenate(acc.lhs) if acc.lhs else np.zeros(0)
         lhs_summary = (float(lhs.min()), float(np.median(lhs)), float(lhs.max())) if lhs.size else ()
-        return VariantSweep(sid, name, acc.relation, int(lhs.size), 0, 0, 0, 0, acc.counts["undefined"],
+        return VariantSweep(sid, name, acc.relation, int(lhs.size), 0, 0, 0, 0, acc.counts[Verdict.UNDEFINED],
                             nan, nan, nan, nan, nan, (), (), lhs_summary)
     slack = np.concatenate(acc.slacks) if acc.slacks else np.zeros(0)
     rel = np.concatenate(acc.rels) if acc.rels else np.zeros(0)
     c = acc.counts
-    instances = c["violated"] + c["equality"] + c["holds"]
+    instances = c[Verdict.VIOLATED] + c[Verdict.EQUALITY] + c[Verdict.HOLDS]
     stats = (float(slack.min()), float(np.median(slack)), float(slack.max()), float(rel.min()), float(rel.max())) \
         if slack.size else (nan,) * 5
-    return VariantSweep(sid, name, acc.relation, int(instances), c["violated"], c["equality"], c["holds"],
-                        c["rounding"], c["undefined"], *stats, tuple(acc.low), tuple(acc.high),
+    return VariantSweep(sid, name, acc.relation, int(instances), c[Verdict.VIOLATED], c[Verdict.EQUALITY],
+                        c[Verdict.HOLDS], c["rounding"], c[Verdict.UNDEFINED], *stats, tuple(acc.low), tuple(acc.high),
                         smallest_m_violated=acc.smallest_m)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gpu_check.config import preset, with_overrides
-from gpu_check.measure import frozen_statistics
+from gpu_check.measure_hook import frozen_statistics
 from gpu_check.measure_ics import (ICSHook, ics_gradients, ics_rows, ics_values, network_layers,
                                    next_parameters)
 from gpu_check.train import StepContext, prepare_network

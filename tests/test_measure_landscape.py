@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gpu_check.config import preset, with_overrides
-from gpu_check.measure import frozen_statistics, loss_at
+from gpu_check.measure_hook import frozen_statistics, loss_at
 from gpu_check.measure_landscape import (STEP_RANGES, LandscapeHook, along_gradient, learning_rate,
                                          step_sizes)
 from gpu_check.train import StepContext, prepare_network

@@ -82,3 +82,9 @@ def test_an_unknown_measurement_is_refused_with_the_valid_names(tmp_path, capsys
         in capsys.readouterr().err
     with pytest.raises(ConfigError, match="measure_every = -1"):
         with_overrides(preset("smoke"), measure_every=-1)
+
+
+def test_every_configured_measurement_has_exactly_one_hook():
+    from gpu_check.measure import HOOKS
+    assert sorted(HOOKS) == sorted(MEASUREMENTS)
+    assert all(HOOKS[name].name == name for name in HOOKS)

@@ -7,6 +7,7 @@ from numeric import families, sweep
 from numeric.quantities import bn_channel_quantities
 from theory import statements as registry
 from theory.evaluate import evaluate_variant
+from theory.vocab import Verdict
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_rounding_noise_of_a_vanishing_bn_gradient_is_not_a_violation():
     summary = sweep._summary(("thm-4.2", "printed"), accs[("thm-4.2", "printed")])
     raw = evaluate_variant(statement, variant, chunk.quantities())
     assert summary.violations == 0
-    assert (raw.verdicts == "violated").sum() + (raw.verdicts == "holds").sum() >= summary.rounding
+    assert (raw.verdicts == Verdict.VIOLATED).sum() + (raw.verdicts == Verdict.HOLDS).sum() >= summary.rounding
 
 
 def test_a_real_violation_survives_the_rounding_checks():
@@ -69,7 +70,7 @@ def test_a_real_violation_survives_the_rounding_checks():
     q = bn_channel_quantities(y, g, 1.0)
     r = evaluate_variant(statement, statement.variant("printed"), q)
     verdicts, suspect, sensitive, rounding = sweep._first_pass(statement, statement.variant("printed"), r, q)
-    assert verdicts[0] == "violated" and not suspect[0] and not sensitive[0] and not rounding[0]
+    assert verdicts[0] == Verdict.VIOLATED and not suspect[0] and not sensitive[0] and not rounding[0]
 
 
 def test_relative_norm_constraint_has_a_tolerance_scale_in_the_registry():

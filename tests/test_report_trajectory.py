@@ -1,46 +1,85 @@
-"""theory.report --trajectory: rows from gpu_check.summary.summarise_probes, with their layer and
-source 'trajectory', in every format."""
+"""theory.report --trajectory: rows from the probes of a training run (gpu_check.trajectory_report),
+with their layer and source 'trajectory', in every format, and the trajectory agreement rule."""
 import io
 import json
+import subprocess
 import sys
-import types
 
 import pytest
 
+from gpu_check import records
 from theory import report
 
 
+def probe(step, layer, slack, statement="thm-4.1", variant="printed", relation="<=", tol=1e-12):
+    verdict = "violated" if slack < -tol else ("equality" if abs(slack) <= tol else "holds")
+    return {"step": step, "network": layer.split("/")[0], "layer": layer, "channel": 0, "statement": statement,
+            "variant": variant, "relation": relation, "lhs": 1.0, "rhs": 1.0 + slack, "slack": slack,
+            "rel_slack": slack / 2, "tolerance": tol, "verdict": verdict}
+
+
 @pytest.fixture
-def fake_summary(monkeypatch, tmp_path):
-    module = types.ModuleType("gpu_check.summary")
-    module.summarise_probes = lambda run_dir: [
-        {"id": "thm-4.1", "variant": "printed", "relation": "<=", "layer": "dln/fc03", "network": "dln",
-         "instances": 40, "violations": 40, "non_finite": 1, "min_slack": -2.0, "median_slack": -1.0,
-         "max_slack": -0.5, "min_rel_slack": -0.3, "verdict": "violated"},
-        {"id": "lemma-4.5", "variant": "printed", "layer": "x", "instances": 1, "violations": 0, "verdict": "holds"},
-    ]
-    monkeypatch.setitem(sys.modules, "gpu_check.summary", module)
+def run_dir(tmp_path):
+    """A run directory whose probes.jsonl holds: thm-4.1/printed violated at every probe of
+    dln/fc03 (and one NaN slack), thm-4.1/drop-correlation holding, lemma-4.5 (filtered out by
+    --only thm-4.1)."""
+    rows = [probe(s, "dln/fc03", -1.0 - s) for s in range(3)] + [probe(3, "dln/fc03", float("nan"))]
+    rows += [probe(s, "dln/fc03", 0.5, variant="drop-correlation") for s in range(2)]
+    rows += [probe(0, "x", 1.0, statement="lemma-4.5", relation="==")]
+    records.append_records(str(tmp_path / records.PROBES), rows)
     return tmp_path
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv", "text", "markdown", "latex"])
-def test_trajectory_rows_carry_layer_and_source(fake_summary, fmt):
+def _report(*argv):
     out, err = io.StringIO(), io.StringIO()
-    code = report.run(["--instances", "20", "--only", "thm-4.1", "--format", fmt, "--trajectory", str(fake_summary),
-                       "--no-minimise"], stdout=out, stderr=err)
-    assert code == 0, err.getvalue()
-    text = out.getvalue()
-    assert "dln/fc03" in text
-    if fmt == "json":
-        rows = [r for r in json.loads(text)["rows"] if r["source"] == "trajectory"]
-        assert len(rows) == 1 and rows[0]["layer"] == "dln/fc03" and rows[0]["undefined"] == 1
-        assert rows[0]["symbolic_verdict"] == "violated" or rows[0]["symbolic_verdict"] == "pending"
+    code = report.run(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "text", "markdown", "latex"])
+def test_trajectory_rows_carry_layer_and_source(run_dir, fmt):
+    code, text, err = _report("--only", "thm-4.1", "--format", fmt, "--trajectory", str(run_dir))
+    assert code == 0, err
+    assert "dln/fc03" in text and "lemma-4.5" not in text
+
+
+def test_trajectory_rows_are_the_summary_with_the_symbolic_verdict_and_agreement(run_dir):
+    code, text, err = _report("--only", "thm-4.1", "--format", "json", "--trajectory", str(run_dir))
+    assert code == 0, err
+    rows = {r["variant"]: r for r in json.loads(text)["rows"]}
+    assert set(rows) == {"printed", "drop-correlation"}
+    printed = rows["printed"]
+    assert (printed["source"], printed["layer"], printed["instances"], printed["violations"], printed["undefined"]) \
+        == ("trajectory", "dln/fc03", 4, 3, 1)
+    assert (printed["verdict"], printed["symbolic_verdict"], printed["agreement"]) == ("violated", "violated", "agree")
+    held = rows["drop-correlation"]
+    assert (held["verdict"], held["symbolic_verdict"], held["agreement"]) == ("holds", "holds", "agree")
+
+
+def test_a_violation_along_a_run_of_a_statement_the_symbolic_layer_proves_is_a_disagreement(tmp_path):
+    records.append_records(str(tmp_path / records.PROBES),
+                           [probe(0, "dln/fc01", -0.5, variant="drop-correlation")])
+    code, text, err = _report("--only", "thm-4.1", "--format", "json", "--trajectory", str(tmp_path))
+    [row] = json.loads(text)["rows"]
+    assert code == 0 and (row["verdict"], row["symbolic_verdict"], row["agreement"]) == ("violated", "holds", "DISAGREE")
+
+
+def test_a_false_statement_that_holds_along_a_run_is_not_a_disagreement(tmp_path):
+    records.append_records(str(tmp_path / records.PROBES), [probe(0, "dln/fc01", 0.5)])
+    code, text, err = _report("--only", "thm-4.1", "--format", "json", "--trajectory", str(tmp_path))
+    [row] = json.loads(text)["rows"]
+    assert code == 0 and (row["verdict"], row["symbolic_verdict"]) == ("holds", "violated")
+    assert row["agreement"] == "n/a (holds on this run)"
+
+
+def test_a_probe_record_without_its_fields_is_bad_input_in_one_line(tmp_path):
+    records.append_records(str(tmp_path / records.PROBES), [{"step": 0, "statement": "thm-4.1"}])
+    code, out, err = _report("--trajectory", str(tmp_path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: ") and "probe record 1 lacks the field(s)" in err
 
 
 def test_trajectory_report_of_a_real_smoke_run_has_only_probe_rows_and_no_false_disagreement(tmp_path):
-    import json
-    import subprocess
-    import sys
     run_dir = tmp_path / "smoke"
     subprocess.run([sys.executable, "-m", "gpu_check.run", "--preset", "smoke", "--norm", "bn", "--out", str(run_dir)],
                    check=True, capture_output=True)
@@ -50,9 +89,9 @@ def test_trajectory_report_of_a_real_smoke_run_has_only_probe_rows_and_no_false_
     assert rows and all(r["source"] == "trajectory" and r["layer"] for r in rows)
     # Theorem 4.1 as torch computes it (eps > 0) is violated at every probe of a real network ...
     assert any(r["id"] == "thm-4.1" and r["variant"] == "epsilon" and r["verdict"] == "violated" for r in rows)
-    # ... and a statement that is false in general but holds on this run is not a disagreement
+    # ... no statement the symbolic layer proves is violated along the run ...
+    assert [(r["id"], r["variant"], r["layer"]) for r in rows if r["agreement"] == "DISAGREE"] == []
+    # ... and every identity the symbolic layer proves is an equality at every probe.
     for r in rows:
-        if r["symbolic_verdict"] == "violated" and r["verdict"] != "violated":
-            assert r["agreement"] != "DISAGREE"
         if r["symbolic_verdict"] == "equality":
             assert r["verdict"] == "equality", r

@@ -5,6 +5,7 @@ from numeric import dln
 from tests import strategies as S
 from theory import statements as registry
 from theory.evaluate import evaluate_variant
+from theory.vocab import Verdict
 
 STATEMENT = registry.get("def-2.1")
 networks = st.builds(lambda seed, depth, width: dln.sample_dln(seed, 3, depth, width),
@@ -16,7 +17,7 @@ networks = st.builds(lambda seed, depth, width: dln.sample_dln(seed, 3, depth, w
 def test_def_2_1_first_layer_zero_holds_exactly_on_every_network(inst):
     r = evaluate_variant(STATEMENT, STATEMENT.variant("first-layer-zero"), dln.dln_quantities(inst))
     target(float(r.lhs.max()), label="def-2.1/first-layer-zero: ICS of layer 1")
-    assert (r.lhs == 0).all() and (r.verdicts == "equality").all()
+    assert (r.lhs == 0).all() and (r.verdicts == Verdict.EQUALITY).all()
 
 
 @S.SEARCH
@@ -26,4 +27,4 @@ def test_def_2_1_printed_measures_a_positive_shift_at_a_deeper_layer(inst):
     target(float(-r.lhs.min()), label="def-2.1/printed: -ICS")
     # the checker must be able to see a violation of 'G' = G': at layer >= 2 with a step, G' differs
     assert inst.layer >= 2 and (r.lhs > 0).all()
-    assert (r.verdicts == "n/a").all()
+    assert (r.verdicts == Verdict.NOT_APPLICABLE).all()

@@ -10,18 +10,17 @@ the ~1 minute of SymPy work; tests/test_docs_fresh.py fails when the cache or a 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import sympy as sp
 
-from theory import lemma45
-from theory.counterexamples import smallest_counterexample
+from numeric.counterexample import SearchFailure, smallest_counterexample
+from theory import cli
 from theory.fileio import atomic_write_text
 from theory.derive import NO_CLOSED_FORM
-from theory.statements import STATEMENTS, setting_of
+from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
 from theory.vocab import Relation, Setting, Verdict
 
@@ -58,40 +57,54 @@ def _calculus_section() -> list:
     ]
 
 
-def _toy_counterexample_lines(variant) -> list:
-    lc = lemma45.minimal_counterexample(variant)
-    if lc is None:
-        return []
-    return ["Smallest counterexample (exact, `theory.lemma45.minimal_counterexample`): data "
-            f"$X = {sp.latex(lc.X)}$, targets $t = {sp.latex(lc.t.T)}^\\top$, "
-            f"$W_0 = W^* = {sp.latex(lc.W_star.T)}^\\top$; the BN optima are the ray through "
-            f"${sp.latex(lc.bn_direction.T)}^\\top$; LHS $= {sp.latex(lc.lhs)}$, RHS $= {sp.latex(lc.rhs)}$.", ""]
+def _latex_value(value) -> str:
+    if isinstance(value, list):
+        rows = value if value and isinstance(value[0], list) else [[x] for x in value]
+        return sp.latex(sp.Matrix([[sp.Rational(x) for x in row] for row in rows]))
+    return sp.latex(sp.Rational(value))
 
 
 def _witness_lines(verdict) -> list:
-    """The exact witness the symbolic layer decided the variant on (a bound certificate, or an exact
-    toy-model instance), shown as it is."""
-    items = ", ".join(f"{k} = ${sp.latex(sp.sympify(v)) if not isinstance(v, (list, str)) else (sp.latex(sp.Matrix(v)) if isinstance(v, list) else v)}$"
-                      for k, v in verdict.witness.items())
-    return [f"Exact witness (`theory.verdicts`): {items}.", ""]
+    """The exact witness the symbolic layer decided a variant on, where it is not a numeric
+    counterexample: a bound certificate (the maxima of Theorem C.1) or an exact toy-model gradient."""
+    def shown(v):
+        if isinstance(v, list):
+            return sp.latex(sp.Matrix([[sp.sympify(x) for x in row] for row in v]) if v and isinstance(v[0], list)
+                            else sp.Matrix([sp.sympify(x) for x in v]))
+        return sp.latex(sp.sympify(v)) if not isinstance(v, str) or v[:1].isdigit() or v[:1] == "-" and v[1:2].isdigit() else v
+    items = ", ".join(f"{k} = ${shown(v)}$" for k, v in verdict.witness.items())
+    return [f"Exact witness of the symbolic verdict (`theory.verdicts`): {items}.", ""]
 
 
-def _counterexample_lines(statement, variant, verdict) -> list:
-    if setting_of(statement, variant) is Setting.TOY_REGRESSION:
-        if "bn_grad_at_w_star" in variant.requires:
-            return _witness_lines(verdict)
-        return _toy_counterexample_lines(variant)
-    if any(name in NO_CLOSED_FORM for name in variant.requires):
-        return _witness_lines(verdict) if verdict.witness else []
-    cx = smallest_counterexample(statement.id, variant.name)
+def _shows_symbolic_witness(statement, variant) -> bool:
+    return bool({"bn_grad_at_w_star"} & set(variant.requires)) or any(n in NO_CLOSED_FORM for n in variant.requires)
+
+
+def _counterexample_lines(statement, variant) -> list:
+    """The variant's counterexample from numeric.counterexample, the one the report and the errata show."""
+    cx = smallest_counterexample(statement, variant)
     if cx is None:
         return []
-    inputs = ", ".join(f"{k} = ${sp.latex(sp.sympify(v)) if not isinstance(v, list) else sp.latex(sp.Matrix(v))}$"
-                       for k, v in cx.inputs.items())
-    return [f"Smallest counterexample (exact, `theory.counterexamples`): {inputs}.", "",
-            f"$$\\text{{LHS}} = {sp.latex(cx.lhs if not isinstance(cx.lhs, sp.MatrixBase) else cx.lhs.T)},\\quad "
-            f"\\text{{RHS}} = {sp.latex(cx.rhs if not isinstance(cx.rhs, sp.MatrixBase) else cx.rhs.T)},\\quad "
-            f"\\text{{slack}} = {sp.latex(cx.slack)} \\approx {float(sp.N(cx.slack, 20)):.6g}$$", ""]
+    if isinstance(cx, SearchFailure):
+        raise RuntimeError(str(cx))
+    inputs = ", ".join(f"{k} = ${_latex_value(v)}$" for k, v in cx.inputs.items())
+    lines = [f"Smallest counterexample (`numeric.counterexample`, certified {cx.certified}; {cx.origin}): "
+             f"m = {cx.m}, {inputs}.", ""]
+    if "H" in cx.derived:
+        lines += [f"H is {cx.derived['H']}.", ""]
+    exact = cx.exact
+    if "slack" in exact:
+        slack = sp.sympify(exact["slack"])
+        lines += [f"$$\\text{{LHS}} = {sp.latex(sp.sympify(exact['lhs']))},\\quad "
+                  f"\\text{{RHS}} = {sp.latex(sp.sympify(exact['rhs']))},\\quad "
+                  f"\\text{{slack}} = {sp.latex(slack)} \\approx {float(sp.N(slack, 20)):.6g}$$", ""]
+    elif "lhs_minus_rhs" in exact:
+        diff = sp.Matrix([sp.sympify(e) for e in exact["lhs_minus_rhs"]])
+        lines += [f"$$\\text{{LHS}} - \\text{{RHS}} = {sp.latex(diff.T)}^\\top$$", ""]
+    else:
+        lines += [f"LHS $\\in$ {cx.lhs}, RHS $\\in$ {cx.rhs}, slack $\\in$ {cx.slack} (interval arithmetic, 60 digits).",
+                  ""]
+    return lines
 
 
 def statement_document(statement, verdicts) -> str:
@@ -118,11 +131,13 @@ def statement_document(statement, verdicts) -> str:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
         if verdict.verdict is Verdict.VIOLATED:
-            lines += _counterexample_lines(s, v, verdict)
+            if verdict.witness and _shows_symbolic_witness(s, v):
+                lines += _witness_lines(verdict)
+            lines += _counterexample_lines(s, v)
     for remark in s.remarks:
         lines += [f"## {remark.title}", "", remark.text, "", "$$", remark.latex, "$$", "",
                   "(Checked exactly against the registry's sides in the invariant algebra: "
-                  "tests/test_statement_remarks.py.)", ""]
+                  "tests/test_statement_readings.py.)", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -159,10 +174,7 @@ def stale_files() -> list:
     return [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m theory.docs", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="report stale files instead of writing")
-    args = parser.parse_args(argv)
+def _generate(args) -> int:
     files = outputs()
     if args.check:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
@@ -173,6 +185,13 @@ def main(argv=None) -> int:
         atomic_write_text(path, text)
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("python -m theory.docs", __doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1, naming each stale file on stderr, instead of writing")
+    return cli.run(parser, _generate, argv)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,12 @@ paper's formula.  The slack of a variant is its relation's (theory.vocab.Relatio
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-from theory import bn
+from theory import bn, cli
 from theory.vocab import EpsilonScope, Kind, Relation, Setting
 
 # ---------------------------------------------------------------------------------------------
@@ -982,21 +981,15 @@ def format_text(statements=STATEMENTS) -> str:
     return "\n".join(lines)
 
 
+FORMATS = {"text": format_text, "json": lambda chosen: json.dumps(to_json_dict(chosen), indent=2)}
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m theory.statements", description=__doc__.split("\n")[0])
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser = cli.parser("python -m theory.statements", __doc__.split("\n")[0])
+    parser.add_argument("--format", choices=tuple(FORMATS), default="text")
     parser.add_argument("ids", nargs="*", help="statement IDs (default: all)")
-    args = parser.parse_args(argv)
-    try:
-        chosen = resolve(args.ids)
-    except UnknownStatementError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        print(json.dumps(to_json_dict(chosen), indent=2))
-    else:
-        print(format_text(chosen))
-    return 0
+    return cli.run(parser, lambda args: print(FORMATS[args.format](resolve(args.ids))), argv,
+                   bad_input=(UnknownStatementError,))
 
 
 if __name__ == "__main__":

@@ -561,16 +561,17 @@ THM_4_2 = Statement(
                 cause=("With the hypothesis vacuous the display needs v^T H v <= g^T H g, which fails for H = I whenever "
                       "||v|| > ||g|| (gamma > sigma): the slack is (gamma^2/sigma^2)(g^T H g - v^T H v).")),
         epsilon_variant(THM_4_2_PRINTED, "the first display for BatchNorm with epsilon > 0 (v is then not orthogonal to y_hat)"),
-        epsilon_variant(THM_4_2_PRINTED, "exact identity for epsilon > 0: v^T H_hat v in terms of v^T H v, y_hat^T H v "
-                        "and y_hat^T H y_hat (through (Pv)^T H (Pv), Pv = v - c y_hat) and the curvature of BatchNorm; "
-                        "at eps = 0 (c = 0, <y_hat, v> = 0) it is the first display with equality",
-                        name="exact-epsilon", relation=Relation.EQ,
-                        latex=(r"v^\top\widehat H v = \frac{\gamma^2}{\sigma^2}\big(v^\top Hv - 2c\,\hat y^\top Hv + c^2\,\hat y^\top H\hat y\big)"
-                               r" - \frac{\gamma}{m\sigma^2}\Big(2\langle g,v\rangle\langle\hat y,v\rangle + \langle g,\hat y\rangle\|v\|^2"
-                               r" - \frac{3}{m}\langle g,\hat y\rangle\langle\hat y,v\rangle^2\Big),\quad c = \frac{\langle\hat y,v\rangle}{m},\quad "
-                               + EPSILON_SIGMA),
-                        rhs=_thm42_exact_epsilon_rhs, requires=THM42_REQ + ("H_yv", "H_yy"),
-                        scale=_thm42_exact_epsilon_scale),
+        THM_4_2_EXACT := Variant(
+            "exact", (r"v^\top\widehat H v = \frac{\gamma^2}{\sigma^2}\big(v^\top Hv - 2c\,\hat y^\top Hv + c^2\,\hat y^\top H\hat y\big)"
+                      r" - \frac{\gamma}{m\sigma^2}\Big(2\langle g,v\rangle\langle\hat y,v\rangle + \langle g,\hat y\rangle\|v\|^2"
+                      r" - \frac{3}{m}\langle g,\hat y\rangle\langle\hat y,v\rangle^2\Big),\quad c = \frac{\langle\hat y,v\rangle}{m}"),
+            "the exact identity behind the first display: v^T H_hat v in terms of v^T H v, y_hat^T H v, y_hat^T H y_hat "
+            "(through (Pv)^T H (Pv), Pv = v - c y_hat) and BatchNorm's curvature; at eps = 0, c = 0 and <y_hat, v> = 0, "
+            "so it is the first display with equality", Relation.EQ,
+            lambda q: q.hess_bn_vv, _thm42_exact_epsilon_rhs, THM42_REQ + ("H_yv", "H_yy"),
+            scale=_thm42_exact_epsilon_scale),
+        epsilon_variant(THM_4_2_EXACT, "the exact identity for epsilon > 0 (torch's BatchNorm), where c and <y_hat, v> "
+                        "are not 0: what the trajectory probes check along training", name="exact-epsilon"),
     ),
     remarks=(THM42_EPSILON_REMARK,),
 )

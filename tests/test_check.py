@@ -82,3 +82,38 @@ def test_bad_input_is_an_error_naming_the_problem(inputs, message):
 def test_a_statement_about_a_whole_network_is_refused_by_name():
     with pytest.raises(CheckInputError, match="whole network"):
         check(get("def-2.1"), {})
+
+
+def test_the_cli_prints_the_exact_slack_and_exits_0(tmp_path, capsys):
+    from theory import check as check_cli
+    path = tmp_path / "ex.json"
+    path.write_text(json.dumps(PSD_PART2))
+    assert check_cli.main(["thm-4.2/printed-part2", "--input", str(path), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert (row["verdict"], row["slack"], row["certified"]) == ("violated", "-9/8", "exact")
+
+
+def test_the_cli_reads_json_numbers_exactly(tmp_path, capsys):
+    from theory import check as check_cli
+    path = tmp_path / "ex.json"
+    path.write_text('{"X": [[0, 0], [0, 1], [1, 0]], "t": [1, 0, 1], "W0": [1, -0.5]}')
+    assert check_cli.main(["lemma-4.5/printed", "--input", str(path), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert (row["lhs"], row["rhs"], row["slack"]) == ("1", "1/4", "-3/4")
+
+
+@pytest.mark.parametrize("argv, text, message", [
+    (["nope", "--input", "-"], "{}", "unknown statement ID 'nope'"),
+    (["thm-4.2/nope", "--input", "-"], "{}", "has no variant 'nope'"),
+    (["thm-4.2", "--input", "-"], '{"y": [1], "g": [1], "gamma": 1, "H": [[1]]}', "m >= 2"),
+    (["thm-4.2", "--input", "-"], '{"y": [0, 1], "g": [1, NaN], "gamma": 1, "H": [[1, 0], [0, 1]]}', "NaN is not a finite number"),
+    (["thm-4.2", "--input", "-"], "[1, 2", "input is not JSON"),
+    (["thm-4.2", "--input", "/no/such/file.json"], "", "No such file"),
+])
+def test_the_cli_answers_bad_input_with_one_line_and_exit_2(argv, text, message, capsys, monkeypatch):
+    import io
+    from theory import check as check_cli
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert check_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err

@@ -73,6 +73,8 @@ class LayerMeasurement:
     eps: float
     H_gg: np.ndarray        # (N,)
     H_vv: np.ndarray        # (N,)
+    H_yv: np.ndarray        # (N,)  y_hat^T H v  (thm-4.2/exact-epsilon)
+    H_yy: np.ndarray        # (N,)  y_hat^T H y_hat
     hess_bn_vv: np.ndarray  # (N,)
     lam: object             # (N,) the layer's ||X||_2, repeated per channel; None if X = 0
 
@@ -155,6 +157,24 @@ def quadratic_forms(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor
     return torch.cat(out)
 
 
+def hessian_vector_products(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """H u_k for each of the K vectors u_k (K, *wrt.shape) -> (K, *wrt.shape), H = d grad/d wrt
+    (``grad`` computed with create_graph); batched like ``quadratic_forms``."""
+    if wrt.dim() > 2:
+        return torch.stack([torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True)[0] for u in vectors])
+    per_chunk = max(1, _HVP_ELEMENTS // max(1, wrt.numel()))
+    return torch.cat([torch.autograd.grad(grad, wrt, grad_outputs=vectors[s:s + per_chunk], retain_graph=True,
+                                          is_grads_batched=True)[0]
+                      for s in range(0, vectors.shape[0], per_chunk)])
+
+
+def normalised(y: torch.Tensor, eps: float) -> torch.Tensor:
+    """y_hat = (y - mu)/sqrt(Var + eps) per channel (dim 1), the batch statistics of training-mode BatchNorm."""
+    dims = [d for d in range(y.dim()) if d != 1]
+    centred = y - y.mean(dims, keepdim=True)
+    return centred / torch.sqrt((centred**2).mean(dims, keepdim=True) + eps)
+
+
 def measure(model, inputs, target, channels: dict) -> list:
     """Measure every probed layer.  ``channels``: layer name -> channel indices.  The model must
     be in training mode; its parameters are not changed and get no .grad."""
@@ -178,6 +198,9 @@ def measure(model, inputs, target, channels: dict) -> list:
         on_z = quadratic_forms(g_full, z, torch.cat([G, V]))                   # (2n,) g^T H g, v^T H v
         hess_vv = quadratic_forms(v_full, y, V)                                # (n,)  v^T H_hat v
         norm = blocks[name].norm
+        Y = channel_vectors(normalised(y.detach(), float(norm.eps)), chans)     # (n, *z.shape) y_hat
+        HY = hessian_vector_products(g_full, z, Y)                             # (n, *z.shape) H y_hat
+        H_yy, H_yv = (Y * HY).flatten(1).sum(1), (V * HY).flatten(1).sum(1)    # (n,), (n,)
         lam = input_spectral_norm(cap[name]["x"], blocks[name].linear)
         idx = torch.as_tensor(chans, device=y.device)
         out.append(LayerMeasurement(
@@ -185,7 +208,7 @@ def measure(model, inputs, target, channels: dict) -> list:
             y=_np(channel_rows(y, idx)), g=_np(channel_rows(g_full, idx)),
             grad_y_bn=_np(channel_rows(v_full, idx)),
             gamma=_np(norm.weight[idx]), beta=_np(norm.bias[idx]), eps=float(norm.eps),
-            H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), hess_bn_vv=_np(hess_vv),
+            H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), H_yv=_np(H_yv), H_yy=_np(H_yy), hess_bn_vv=_np(hess_vv),
             lam=None if lam is None else np.full(n, lam)))
     return out
 
@@ -197,7 +220,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def evaluate_measurement(m: LayerMeasurement) -> list:
     """Every registry variant on one layer's measurement, through the numeric layer."""
     q = bn_channel_quantities(m.y, m.g, m.gamma, m.beta, m.eps, grad_y_bn=m.grad_y_bn,
-                              H_gg=m.H_gg, H_vv=m.H_vv, hess_bn_vv=m.hess_bn_vv, lam=m.lam)
+                              H_gg=m.H_gg, H_vv=m.H_vv, H_yv=m.H_yv, H_yy=m.H_yy, hess_bn_vv=m.hess_bn_vv,
+                              lam=m.lam)
     return evaluate_all(q)
 
 

@@ -33,7 +33,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 from gpu_check import records  # noqa: E402
-from gpu_check.config import config_from_dict  # noqa: E402
 from gpu_check.grid import expand_runs  # noqa: E402
 from gpu_check.measure_distributions import moment_changes  # noqa: E402
 from theory import cli  # noqa: E402
@@ -95,6 +94,10 @@ class Run:
         return self.norm if base == self.norm else f"{self.norm} ({base})"
 
 
+# What every run's config.json holds under "config" (gpu_check.run's and gpu_check.attach's).
+RUN_FIELDS = ("norm", "preset", "seed")
+
+
 def load_run(path: str) -> Run:
     cfg_path = os.path.join(path, records.CONFIG)
     if not os.path.isfile(cfg_path):
@@ -102,8 +105,16 @@ def load_run(path: str) -> Run:
     try:
         with open(cfg_path, encoding="utf-8") as f:
             meta = json.load(f)
-        # every field a run's config has (the figures read several): gpu_check.config's own check
-        config_from_dict(meta["config"])
+        # the fields every run's config has (gpu_check.run's and an attach run's) and the figures read
+        config = meta["config"]
+        if not isinstance(config, dict):
+            raise TypeError("its 'config' is not a JSON object")
+        missing = [k for k in RUN_FIELDS if k not in config]
+        if missing:
+            raise KeyError(f"its config lacks {', '.join(missing)}")
+        if not isinstance(config["norm"], str) or not isinstance(config["preset"], str):
+            raise TypeError(f"norm {config['norm']!r} and preset {config['preset']!r} must be names")
+        int(config["seed"])
         summary = {}
         if os.path.isfile(os.path.join(path, records.SUMMARY)):
             with open(os.path.join(path, records.SUMMARY), encoding="utf-8") as f:

@@ -34,7 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from gpu_check import plots, records
+from gpu_check import plots, readings, records, reproduction_doc
 from gpu_check.config import DEVICES, NORMS
 from gpu_check.measure_distributions import moment_changes
 from theory import cli
@@ -574,7 +574,40 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
     return verdicts, figures
 
 
+def _paper_grid(args) -> int:
+    """--scale paper: print the grid and its estimated time, then run it through gpu_check.sweep
+    (which skips complete points and resumes partial ones) and summarise its runs."""
+    plan = readings.paper_plan("paper", args.data)
+    for device in ("cpu", "cuda"):
+        print(readings.plan_text(plan, device))
+    if args.plan:
+        return 0
+    work = args.work or os.path.join("runs", "reproduction-paper")
+    if not os.path.isfile(os.path.join(REPO, "gpu_check", "sweep.py")):
+        raise RuntimeError("gpu_check.sweep is not in this checkout: the grid files are in "
+                           f"{work}; run each with python -m gpu_check.sweep --grid FILE --out DIR")
+    for cmd in readings.sweep_commands(plan, work, sys.executable, args.device):
+        print(f"running {' '.join(cmd[1:])}", file=sys.stderr)
+        done = subprocess.run(cmd, cwd=REPO)
+        if done.returncode not in (0,):
+            raise RuntimeError(f"{' '.join(cmd[1:])} exited with status {done.returncode}")
+    dirs = sorted({os.path.join(work, g.out) for g in plan})
+    subprocess.run([sys.executable, "-m", "gpu_check.run_summary", *dirs, "--out",
+                    os.path.join(os.path.splitext(args.out)[0], "summaries")], cwd=REPO, check=True)
+    reproduction_doc.write(args.out)
+    print(f"wrote {args.out} and {reproduction_doc.paths(args.out)[0]} from the summaries")
+    return 0
+
+
 def _reproduce(args, command: str) -> int:
+    if args.from_summaries is not None:
+        results = reproduction_doc.write(args.out, args.from_summaries or None)
+        for r in results:
+            print(f"{r.claim.id:22s} {r.verdict}")
+        print(f"wrote {args.out} and {reproduction_doc.paths(args.out)[0]}")
+        return 0
+    if args.scale == "paper":
+        return _paper_grid(args)
     dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
                                     vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
                                     data=args.data, device=args.device,
@@ -590,7 +623,14 @@ def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.reproduce", __doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
     p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
-    p.add_argument("--scale", choices=tuple(SCALES), default="smoke", help="the runs to make without --runs")
+    p.add_argument("--scale", choices=tuple(SCALES) + ("paper",), default="smoke",
+                   help="the runs to make without --runs; paper: the full grid of gpu_check.readings (every norm, "
+                   "the learning rates, the seeds) through gpu_check.sweep, then the summaries and both documents")
+    p.add_argument("--plan", action="store_true", help="with --scale paper: print the grid (runs, estimated "
+                   "time) and stop")
+    p.add_argument("--from-summaries", nargs="?", const="", metavar="DIR",
+                   help="write the document and its JSON from the run summaries in DIR (default: <out without "
+                   ".md>/summaries); no runs")
     p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
     p.add_argument("--vgg-steps", type=cli.positive_int, help="override the VGG preset's steps")
     p.add_argument("--dln-steps", type=cli.positive_int, help="override the DLN preset's steps")

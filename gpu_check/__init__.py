@@ -24,4 +24,7 @@ Modules, in the order data flows through a run:
     run         the command line
     plots       figures from run directories
     reproduce   the reproduction report (docs/reproduction.md)
+    criteria, readings, run_summary, claims, reproduction_doc
+                a claim's criterion and interval over seeds, the readings and the grid, the
+                per-run summaries, the claims, the documents made from the summaries
 """

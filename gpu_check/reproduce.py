@@ -3,6 +3,13 @@ our runs show, with the figure and a verdict.
 
     python -m gpu_check.reproduce --out docs/reproduction.md [--runs DIR ...]
         [--scale smoke|cpu] [--work DIR] [--vgg-steps N] [--dln-steps N] [--jobs J] [--data DIR]
+    python -m gpu_check.reproduce --from-summaries [DIR] --out docs/reproduction.md
+    python -m gpu_check.reproduce --scale paper [--plan] [--data DIR] [--work DIR] --out docs/reproduction.md
+
+--from-summaries judges every claim of gpu_check.claims over seeds and readings from the committed
+run summaries (gpu_check.reproduction_doc); --scale paper prints the grid of gpu_check.readings
+with its estimated time, runs it through gpu_check.sweep, summarises it and writes both documents.
+The rest of this docstring is about the single-run report of --runs / --scale smoke|cpu.
 
 Without --runs, the runs a claim needs are made first (each a ``python -m gpu_check.run``
 subprocess with ``--measure ics,landscape,distributions``) in --work (default

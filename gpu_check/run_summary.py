@@ -113,10 +113,19 @@ def ics_statistics(rows, network: str) -> list:
 
 
 def landscape_statistics(rows, network: str) -> list:
-    return [{"step": int(r["step"]), "loss_range": _round(float(r["loss_max"]) - float(r["loss_min"])),
-             "grad_change_max": _round(r["grad_change_max"]), "beta_eff": _round(r["beta_eff"]),
-             "grad_norm": _round(r["grad_norm"]), "lr": _round(r["lr"])}
-            for r in sorted((r for r in rows if r["network"] == network), key=lambda r: int(r["step"]))]
+    """Per measured step: the walk along the gradient, and along the random direction where the
+    run recorded it (``random_*``; runs made before that measurement have none)."""
+    out = []
+    for r in sorted((r for r in rows if r["network"] == network), key=lambda r: int(r["step"])):
+        row = {"step": int(r["step"]), "loss_range": _round(float(r["loss_max"]) - float(r["loss_min"])),
+               "grad_change_max": _round(r["grad_change_max"]), "beta_eff": _round(r["beta_eff"]),
+               "grad_norm": _round(r["grad_norm"]), "lr": _round(r["lr"])}
+        if "random_loss_max" in r:
+            row.update({"random_loss_range": _round(float(r["random_loss_max"]) - float(r["random_loss_min"])),
+                        "random_grad_change_max": _round(r["random_grad_change_max"]),
+                        "random_beta_eff": _round(r["random_beta_eff"])})
+        out.append(row)
+    return out
 
 
 def distribution_statistics(rows, network: str) -> dict:

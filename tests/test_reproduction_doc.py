@@ -56,7 +56,7 @@ def test_a_real_run_summarises_into_every_statistic_the_criteria_read(smoke_run)
     assert s["run"]["status"] == "complete" and s["git"] and s["code_version"].startswith("bnverify")
     assert s["loss"]["initial"] > 0 and s["loss"]["curve"]["steps"][0] == 0
     assert s["ics"] and all(-1 <= r["cos"] <= 1 for r in s["ics"])
-    assert s["landscape"] and s["landscape"][0]["beta_eff"] > 0
+    assert s["landscape"] and s["landscape"][0]["beta_eff"] > 0 and s["landscape"][0]["random_loss_range"] >= 0
     assert set(s["distributions"]) == {"output", "pre-norm"}
     assert by_net["vgg"]["accuracy"]["final_train"] is not None
     assert summary_name(s) == "dln/smoke/bn/lr3e-4/seed0.json"

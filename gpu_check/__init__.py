@@ -10,7 +10,9 @@ Modules, in the order data flows through a run:
     data        DLN Gaussian regression data, CIFAR-10 (pickle format) and the synthetic stand-in
     norms       the normalisation choice: none, bn, noisy-bn (Algorithm 1), l1, l2, linf
     models      the 25-layer deep linear network and the VGG-like network, Glorot-initialised
-    probes      y, y_hat, g, Hessian-vector products of the real network -> theory.evaluate
+    probes      y, z, g, v and Hessian-vector products of any torch model (hooks on its BatchNorm
+                layers, a float64 shadow copy) -> numeric.quantities -> theory.evaluate
+    probing     the attach API (gpu_check.attach, Probe): probes along a user's own training
     records     jsonl appends, atomic rewrites, config.json metadata
     checkpoint  model, optimiser, RNG states, data order, record offsets
     train       the step loop with optional hooks (probes, evaluation, measurements)
@@ -27,4 +29,17 @@ Modules, in the order data flows through a run:
     criteria, readings, run_summary, claims, reproduction_doc
                 a claim's criterion and interval over seeds, the readings and the grid, the
                 per-run summaries, the claims, the documents made from the summaries
+    probe_bench the cost of probes (per layer and channel, and their share of a run)
+
+``gpu_check.attach(model, out, every, channels, seed)`` probes a user's own network (see
+gpu_check.probing); ``import gpu_check`` stays light: torch loads on first use of ``attach``.
 """
+
+_LAZY = ("attach", "Probe", "ProbeError")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from gpu_check import probing
+        return getattr(probing, name)
+    raise AttributeError(f"module 'gpu_check' has no attribute {name!r}")

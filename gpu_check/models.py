@@ -1,8 +1,8 @@
 """The paper's two networks (Appendix A.1), Glorot-initialised, with a swappable normalisation.
 
 Both are a sequence of ``NormBlock``s -- a linear map (fully connected or 3x3 convolution)
-followed by an optional normalisation layer -- so the probes find every y = Wx, z = BN(y) and
-the layer input X the same way in both.
+followed by an optional normalisation layer.  The probes find them as they find the layers of
+any model (gpu_check.probes): by type, through hooks; ``norm_blocks`` names them for the records.
 """
 from __future__ import annotations
 
@@ -24,11 +24,8 @@ class NormBlock(nn.Module):
         super().__init__()
         self.linear = linear
         self.norm = norm          # Normalisation or None
-        self.capture = None       # while a dict, forward stores the layer input x in it
 
     def forward(self, x):
-        if self.capture is not None:
-            self.capture["x"] = x
         y = self.linear(x)
         return y if self.norm is None else self.norm(y)
 

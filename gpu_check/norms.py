@@ -97,7 +97,8 @@ class Normalisation(nn.Module):
 
     ``forward`` = ``perturb(normalise(y))``; ``normalise`` is the map the statements are about
     (for bn and noisy-bn, the training-mode BatchNorm map y -> z), ``perturb`` is Algorithm 1's
-    noise (noisy-bn) or the identity.  While ``capture`` is a dict, forward stores y and z in it.
+    noise (noisy-bn) or the identity.  It implements gpu_check.probes.ProbeableNormalisation, so
+    a probe sees y and z of the BatchNorm map (before the noise) of kinds bn and noisy-bn.
     """
 
     def __init__(self, kind: str, channels: int, *, eps: float, momentum: float,
@@ -112,8 +113,25 @@ class Normalisation(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_scale", torch.ones(channels))  # var (bn) or the l_p scale
         self.step = 0                  # the time step t of Algorithm 1, set by the training loop
-        self.update_running = True     # probes switch this off: they must not move the buffers
-        self.capture = None
+        self.update_running = True     # measurements switch this off: they must not move the buffers
+        self.probe_site = None         # set by gpu_check.probes (ProbeableNormalisation)
+
+    # gpu_check.probes.ProbeableNormalisation: the BatchNorm map's y, z, gamma, beta and eps
+    @property
+    def is_batchnorm(self) -> bool:
+        return self.kind in ("bn", "noisy-bn")
+
+    @property
+    def num_features(self) -> int:
+        return self.weight.numel()
+
+    @property
+    def gamma(self) -> torch.Tensor:
+        return self.weight
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.bias
 
     def normalise(self, y: torch.Tensor) -> torch.Tensor:
         update = self.training and self.update_running
@@ -164,9 +182,11 @@ class Normalisation(nn.Module):
         return apply_noise(z, sample_noise(gen, tuple(z.shape), self.noise_cfg, z.device))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.probe_site is not None:
+            y = self.probe_site("y", y)
         z = self.normalise(y)
-        if self.capture is not None:
-            self.capture["y"], self.capture["z"] = y, z
+        if self.probe_site is not None:
+            z = self.probe_site("z", z)
         return self.perturb(z)
 
     def extra_repr(self) -> str:

@@ -439,7 +439,7 @@ def slack_series(probes, network) -> dict:
     """(statement, variant) -> {step: min relative slack over the layers and channels probed}."""
     out = {}
     for p in probes:
-        if p.get("network") != network:
+        if p.get("network") != network or "rel_slack" not in p:   # 'error' and 'n/a' records have no slack
             continue
         v = _num(p["rel_slack"])
         if not math.isfinite(v):

@@ -1,67 +1,398 @@
-"""Probes: the quantities of every statement, measured on the real network at a training step.
+"""Probes: the quantities of every statement, measured on any torch model at a training step.
 
-At a probed step t, on the batch of training step t and before its update, for every
-normalisation layer of BatchNorm kind and a fixed, reproducible sample of its channels j:
+``ModelProbe(model, channels, seed)`` keeps a float64 *shadow* copy of ``model`` and, at a
+probed step, runs the user's closure ``loss = closure(shadow)`` on it (training mode, autocast
+off, floating inputs cast to float64), with hooks on every normalisation layer of BatchNorm kind
+and on every Linear / Conv layer.  For every call of such a layer in that forward pass (a *site*)
+and a fixed, reproducible sample of its channels j:
 
-    y_j     pre-BN activations of channel j, flattened over the batch dims     (m,)
-    z_j     BN output gamma*y_hat + beta (before Algorithm 1's noise, for noisy-bn)
-    g_j     dL/dz_j                                                             (m,)
-    v_j     dL/dy_j, the gradient through BatchNorm (grad_y_bn)                 (m,)
+    y_j     the layer's input, channel j flattened over every other dim (n, h, w)  (m,)
+    z_j     its training-mode BatchNorm output gamma*y_hat + beta (before anything the layer
+            does after BatchNorm, e.g. Algorithm 1's noise)                          (m,)
+    g_j     dL/dz_j                                                                    (m,)
+    v_j     dL/dy_j, the gradient through BatchNorm only (grad_y_bn)                   (m,)
     H_gg    g^T H g,  H_vv = v^T H v,   H = d^2 L/dz_j^2            (double backward w.r.t. z)
     hess_bn_vv = v^T (d^2 L/dy_j^2) v                                (double backward w.r.t. y)
-    lam     ||X||_2 of the layer input matrix X (m x d): the batch of inputs for a fully
-            connected layer, the im2col patches (n*H*W x C_in*3*3) for a convolution, whose
-            product with the filter W_.j is y_j
+    lam     ||X||_2 of the input matrix X (m x d) of the Linear / Conv layer whose output *is* y
+            (found by hooks, not by module order): the batch of inputs for a Linear layer, the
+            im2col patches of the group of j (with the layer's stride, padding and dilation) for
+            a convolution, so that y_j = X W_.j (+ b_j).  Where no such layer feeds the site, or
+            X = 0, lam is absent and the rows of Theorems 4.4 and C.1 say why (``lam_note``).
 
-Each Hessian-vector product is one backward pass of the first-order graph (create_graph)
-with a vector that is zero outside channel j, so the quadratic form is of the channel's
-m x m block of the Hessian, never formed.  The quantities then go, in float64, through
-numeric.quantities.bn_channel_quantities and theory.evaluate.evaluate_all: every formula is
-the registry's; nothing here restates one.
+Each Hessian-vector product is one backward pass of the first-order graph (create_graph) with
+a vector that is zero outside channel j, so the quadratic form is of the channel's m x m block of
+the Hessian, which is never formed.  The measured values then go, in float64, through
+numeric.quantities.bn_channel_quantities and theory.evaluate.evaluate_all: every formula is the
+registry's; nothing here restates one.
+
+Which layers.  Every ``torch.nn.BatchNorm1d/2d/3d`` and ``SyncBatchNorm`` (any subclass of
+torch's ``_BatchNorm``) in training mode, and any module implementing ``ProbeableNormalisation``
+(the project's ``gpu_check.norms.Normalisation`` of kind bn / noisy-bn does).  BatchNorm applied
+through ``torch.nn.functional.batch_norm`` outside such a module has no module to hook.
+
+A layer called k > 1 times in one forward pass is k sites, named ``name#1`` ... ``name#k``: each
+call is its own training-mode BatchNorm map (its own batch, statistics, g, v and H, with the
+gamma, beta and eps the calls share), and every statement is about one such map.  Its channel
+sample is the layer's, shared by its calls.
 
 "The identical non-BN network" (Theorems 4.1, 4.2, 4.4, C.1).  Following the paper's setup
 (Figure 7; the proof of Thm 4.1 ends "exploiting dL_hat/dz_j = dL/dy"), it is the network with
-the same weights everywhere in which layer j's output feeds the rest of the network directly,
-evaluated where that output equals the BN network's z_j.  Concretely it is the BN network with
-the probed BN layer folded into its linear layer, W' = (gamma/sigma) W and b' = beta -
-gamma mu/sigma (per channel; exact on this batch, Observation 4.3's construction run
-backwards).  Its gradient and Hessian w.r.t. its layer output are therefore g = dL/dz and
-H = d^2 L/dz^2 of the BN network, which is what is measured; tests/test_gpu_probes.py builds
-that folded network explicitly and checks its gradient equals g.
+the same weights everywhere in which the site's output feeds the rest of the network directly,
+evaluated where that output equals the BN network's z_j: the BN layer folded into its linear
+layer (Observation 4.3's construction run backwards).  Its gradient and Hessian w.r.t. its layer
+output are g = dL/dz and H = d^2 L/dz^2 of the BN network, which is what is measured;
+tests/test_gpu_probes.py builds that folded network explicitly and checks its gradient equals g.
 
-Precision.  The probe runs a float64 copy of the network (the float32 weights and inputs
-converted exactly), so measured values carry float64 rounding -- the rounding the registry's
-tolerances are derived for.  Probes never move the BatchNorm running statistics.
+Isolation.  The site's input is handed to BatchNorm as a copy (``y.clone()``) and its output to
+the rest of the network as a copy, so dL/dy is the gradient through BatchNorm alone even when y
+also feeds a skip connection, and an in-place operation after BatchNorm (ReLU(inplace=True))
+cannot overwrite the captured z.  The copies are exact; they exist only in the shadow.
 
-Cost.  A probe is 3 Hessian-vector products per probed channel, each a backward pass through
-the double-backward graph of everything downstream of the layer (see quadratic_forms).  On the
-CPU a float64 convolution is ~8x slower than a float32 one, so VGG probes are expensive there;
-the presets' probe intervals are set from measured costs to keep probes under 15% of a run.
+Cost.  Three Hessian-vector products per probed channel, each a backward pass through the
+double-backward graph of everything downstream of the site, so a probe of a depth-L chain costs
+O(L^2) layer passes per channel; gpu_check.probe_bench measures it.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import math
-from dataclasses import dataclass
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gpu_check.config import BATCHNORM_KINDS, RunConfig
 from numeric.quantities import bn_channel_quantities
 from theory.bn import BatchNormInputError
 from theory.evaluate import evaluate_all
+from theory.statements import STATEMENTS
+from theory.vocab import Verdict
 
 _CHANNEL_STREAM = 17
-_GRAM_CHUNK = 16   # images per chunk when accumulating the im2col Gram matrix X^T X
+_GRAM_CHUNK = 16          # images per chunk when accumulating the im2col Gram matrix X^T X
 _HVP_ELEMENTS = 1 << 26   # at most this many elements in one batch of Hessian-vector products
+# The quantities that need lambda (Theorems 4.4 and C.1): without lam their variants are not
+# applicable, and the probe says why.
+LAMBDA_QUANTITIES = ("lam", "gW_max", "gW_hat_max")
 
+
+class ProbeError(ValueError):
+    """Bad input to a probe: the message names the problem and the value."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Which modules are normalisation layers of BatchNorm kind
+# ---------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class ProbeableNormalisation(Protocol):
+    """A custom normalisation module the probe can attach to.
+
+    is_batchnorm   True when the module's map is training-mode BatchNorm (in training mode)
+    num_features   C, the channels (dim 1 of its input)
+    gamma, beta    (C,) tensors, or None for gamma = 1, beta = 0
+    eps            the epsilon of its BatchNorm map (float, >= 0)
+    probe_site     None, or set by a probe to a callable f(kind, tensor) -> tensor.  While set,
+                   forward passes its input through ``y = self.probe_site("y", y)`` before
+                   normalising and the BatchNorm output through ``z = self.probe_site("z", z)``
+                   right after, and uses what they return.
+    """
+
+    is_batchnorm: bool
+    num_features: int
+    gamma: Optional[torch.Tensor]
+    beta: Optional[torch.Tensor]
+    eps: float
+    probe_site: Optional[Callable]
+
+
+def is_torch_batchnorm(module) -> bool:
+    return isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def is_normalisation(module) -> bool:
+    """A BatchNorm module of torch, or a module implementing ProbeableNormalisation as BatchNorm."""
+    if is_torch_batchnorm(module):
+        return True
+    return isinstance(module, ProbeableNormalisation) and bool(module.is_batchnorm)
+
+
+def normalisations(model) -> list:
+    """(name, module) of every normalisation layer of BatchNorm kind, in named_modules order."""
+    return [(name, m) for name, m in model.named_modules() if is_normalisation(m)]
+
+
+def find_normalisations(model) -> list:
+    """normalisations(model), refusing a model without any (nothing to probe)."""
+    found = normalisations(model)
+    if not found:
+        raise ProbeError(
+            f"{type(model).__name__} has no BatchNorm module (torch.nn.BatchNorm1d/2d/3d, SyncBatchNorm, or a "
+            "module implementing gpu_check.probes.ProbeableNormalisation): there is nothing to probe. BatchNorm "
+            "applied through torch.nn.functional.batch_norm cannot be hooked; wrap it in a module")
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1 \
+            and any(isinstance(m, torch.nn.SyncBatchNorm) for _, m in found):
+        raise ProbeError("SyncBatchNorm across "
+                         f"{torch.distributed.get_world_size()} processes: its batch statistics span "
+                         "processes the probe cannot see; probe it in a single process")
+    return found
+
+
+def affine_parameters(module) -> tuple:
+    """(gamma, beta, eps) of a normalisation layer; gamma = 1, beta = 0 where it has none."""
+    if is_torch_batchnorm(module):
+        gamma, beta, eps = module.weight, module.bias, module.eps
+    else:
+        gamma, beta, eps = module.gamma, module.beta, module.eps
+    C = num_features(module)
+    device = next((t.device for t in (gamma, beta) if t is not None), None)
+    ones = torch.ones(C, dtype=torch.float64, device=device)
+    gamma = ones if gamma is None else gamma.detach()
+    beta = torch.zeros_like(ones) if beta is None else beta.detach()
+    return gamma, beta, float(eps)
+
+
+def uses_batch_statistics(module) -> bool:
+    """Whether the layer's map is now training-mode BatchNorm (torch's BatchNorm without running
+    statistics normalises by the batch's in eval mode too)."""
+    if is_torch_batchnorm(module):
+        return module.training or module.running_mean is None
+    return module.training
+
+
+def num_features(module) -> int:
+    return int(module.num_features)
+
+
+def describe_normalisations(model) -> list:
+    """config.json's account of a model's normalisation layers (names of named_modules)."""
+    out = []
+    for name, m in normalisations(model):
+        d = {"name": name, "type": type(m).__name__, "num_features": num_features(m),
+             "eps": float(m.eps), "training": bool(m.training)}
+        if is_torch_batchnorm(m):
+            d.update(momentum=m.momentum, affine=bool(m.affine), track_running_stats=bool(m.track_running_stats))
+        else:
+            d.update(momentum=getattr(m, "momentum", None), affine=m.gamma is not None)
+        out.append(d)
+    return out
+
+
+def describe_model(model) -> dict:
+    """The model as config.json records it: class, parameter count, normalisation layers."""
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "normalisations": describe_normalisations(model)}
+
+
+def probe_channels(seed: int, stream: int, layer_index: int, n_channels: int, k: int) -> np.ndarray:
+    """A reproducible sample of min(k, n_channels) channels of one layer, sorted; fixed for a run.
+    ``stream`` tells networks of one run apart (gpu_check.models.NETWORK_INDEX; 0 for attach)."""
+    rng = np.random.default_rng([seed, _CHANNEL_STREAM, stream, layer_index])
+    return np.sort(rng.choice(n_channels, size=min(k, n_channels), replace=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# lambda = ||X||_2 of the layer feeding a site
+# ---------------------------------------------------------------------------------------------
+
+def channel_rows(t: torch.Tensor, channels) -> torch.Tensor:
+    """(n, C, ...) -> (len(channels), m): channel j's values over every other dim, in (n, h, w) order."""
+    return t.transpose(0, 1)[channels].reshape(len(channels), -1)
+
+
+def _conv_padding(conv) -> tuple:
+    """The symmetric zero padding of a convolution per spatial dim; ProbeError where there is none."""
+    if conv.padding_mode != "zeros":
+        raise ProbeError(f"padding_mode {conv.padding_mode!r}: X is not the zero-padded im2col matrix")
+    if isinstance(conv.padding, str):
+        if conv.padding == "valid":
+            return (0,) * len(conv.kernel_size)
+        total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+        if any(t % 2 for t in total):
+            raise ProbeError(f"padding='same' with an even receptive field {conv.kernel_size}: asymmetric padding")
+        return tuple(t // 2 for t in total)
+    return tuple(conv.padding)
+
+
+def input_matrix_grams(x: torch.Tensor, layer) -> list:
+    """X^T X for each group of ``layer`` (one for a Linear layer or an ungrouped convolution):
+    X (m x d) is the matrix with y_.j = X W_.j (+ b_j) for the channels j of the group.
+    x: the layer's input, (n, d) for Linear, (n, C_in, L) or (n, C_in, H, W) for Conv1d/2d."""
+    x = x.detach().to(torch.float64)
+    if isinstance(layer, torch.nn.Linear):
+        if x.dim() != 2:
+            raise ProbeError(f"a Linear layer on input of shape {tuple(x.shape)}: its output channels are "
+                             "not dim 1, so y_j is not X W_j")
+        return [x.T @ x]                                                       # (d, d)
+    if isinstance(layer, torch.nn.modules.conv._ConvTransposeNd) or not isinstance(layer, (torch.nn.Conv1d, torch.nn.Conv2d)):
+        raise ProbeError(f"{type(layer).__name__}: lambda is measured for Linear, Conv1d and Conv2d layers")
+    pad = _conv_padding(layer)
+    k, s, d = tuple(layer.kernel_size), tuple(layer.stride), tuple(layer.dilation)
+    if isinstance(layer, torch.nn.Conv1d):                                     # as a 2-d conv of height 1
+        x, k, s, d, pad = x.unsqueeze(2), (1,) + k, (1,) + s, (1,) + d, (0,) + pad
+    groups, c_in = layer.groups, x.shape[1] // layer.groups
+    grams = []
+    for grp in range(groups):
+        xg = x[:, grp * c_in:(grp + 1) * c_in]
+        dim = c_in * k[0] * k[1]
+        gram = torch.zeros(dim, dim, dtype=torch.float64, device=x.device)
+        for start in range(0, x.shape[0], _GRAM_CHUNK):
+            patches = F.unfold(xg[start:start + _GRAM_CHUNK], k, dilation=d, padding=pad, stride=s)  # (c, dim, L)
+            gram += torch.einsum("cip,cjp->ij", patches, patches)
+        grams.append(gram)
+    return grams
+
+
+def input_spectral_norms(x: torch.Tensor, layer, channels) -> tuple:
+    """(lam (N,) for the probed ``channels``, '') or (None, why not).  lam_j = ||X_g||_2 for the
+    group g of channel j; None when X_g = 0 (lambda > 0 of Theorems 4.4 and C.1 cannot bound it)."""
+    try:
+        grams = input_matrix_grams(x, layer)
+    except ProbeError as e:
+        return None, str(e)
+    per_group = len(grams)
+    out_channels = layer.out_features if isinstance(layer, torch.nn.Linear) else layer.out_channels
+    tops = [float(torch.linalg.eigvalsh(g)[-1]) for g in grams]               # largest eigenvalue of X^T X
+    lam = np.array([tops[int(j) // (out_channels // per_group)] for j in channels])
+    if (lam <= 0).any():
+        return None, "the input X of the layer is 0: lambda > 0 cannot bound it"
+    return np.sqrt(lam), ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks: the sites of one forward pass
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Site:
+    """One call of one normalisation layer in a forward pass of the shadow."""
+
+    module: torch.nn.Module
+    name: str                 # the layer's name; '#k' is added when it is called more than once
+    y: torch.Tensor           # the copy of the input BatchNorm consumed (graph leaf of dL/dy)
+    z: torch.Tensor = None    # the BatchNorm output
+    feeder: object = None     # (Linear/Conv module, its input x) when y is that layer's output
+    feeder_note: str = ""     # why there is no feeder
+
+
+class SiteRecorder:
+    """Hooks on a model's normalisation layers and Linear/Conv layers; inactive outside ``record``."""
+
+    def __init__(self, model, names: dict):
+        self.names = names                  # module -> layer name
+        self.active = False
+        self.sites: list = []
+        self._pending: dict = {}            # id(module) -> Site awaiting its z
+        self._outputs: dict = {}            # id(output tensor) -> (tensor, layer, input x)
+        self._skipped: dict = {}            # name -> why a call was not probed
+        self._handles = []
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)):
+                self._handles.append(m.register_forward_hook(self._linear_hook))
+        for m in names:
+            if is_torch_batchnorm(m):
+                self._handles.append(m.register_forward_pre_hook(self._bn_pre_hook))
+                self._handles.append(m.register_forward_hook(self._bn_hook))
+            else:
+                m.probe_site = self._protocol_site(m)
+
+    def remove(self) -> None:
+        """Take every hook off the model again."""
+        for h in self._handles:
+            h.remove()
+        for m in self.names:
+            if not is_torch_batchnorm(m):
+                m.probe_site = None
+
+    @contextlib.contextmanager
+    def record(self):
+        self.sites, self._pending, self._outputs, self._skipped = [], {}, {}, {}
+        self.active = True
+        try:
+            yield self.sites
+        finally:               # the caller keeps the list it was given; the recorder keeps no tensor
+            self.active = False
+            self.sites, self._pending, self._outputs = [], {}, {}
+
+    @property
+    def skipped(self) -> dict:
+        return dict(self._skipped)
+
+    def _linear_hook(self, module, inputs, output):
+        if self.active and inputs and isinstance(output, torch.Tensor):
+            self._outputs[id(output)] = (output, module, inputs[0])
+
+    def _on_y(self, module, y):
+        if not self.active:
+            return y
+        if not uses_batch_statistics(module):
+            self._skipped[self.names[module]] = "in eval mode: its map uses the running statistics, not the batch's"
+            return y
+        entry = self._outputs.get(id(y))
+        # a copy BatchNorm alone consumes; a leaf when nothing upstream needs a gradient
+        site = Site(module, self.names[module], y.clone() if y.requires_grad else y.detach().clone().requires_grad_())
+        if entry is not None and entry[0] is y:
+            site.feeder = (entry[1], entry[2])
+        else:
+            made_by = type(y.grad_fn).__name__ if y.grad_fn is not None else "no layer (a leaf tensor)"
+            site.feeder_note = (f"the input of {site.name} is not the output of a Linear or Conv layer (it is "
+                                f"made by {made_by}), so no input matrix X with y_j = X W_j is known")
+        self._pending[id(module)] = site
+        return site.y
+
+    def _on_z(self, module, z):
+        site = self._pending.pop(id(module), None)
+        if site is None:
+            return z
+        site.z = z
+        self.sites.append(site)
+        return z.clone()
+
+    def _bn_pre_hook(self, module, args):
+        if not self.active:
+            return None
+        return (self._on_y(module, args[0]),) + tuple(args[1:])
+
+    def _bn_hook(self, module, args, output):
+        if not self.active:
+            return None
+        return self._on_z(module, output)
+
+    def _protocol_site(self, module):
+        def site(kind, tensor):
+            if kind == "y":
+                return self._on_y(module, tensor)
+            if kind == "z":
+                return self._on_z(module, tensor) if self.active else tensor
+            raise ValueError(f"probe_site kind {kind!r}: the protocol passes 'y' or 'z'")
+        return site
+
+
+def site_names(sites) -> list:
+    """Layer names of the sites, with '#k' on every call of a layer called more than once."""
+    count = {}
+    for s in sites:
+        count[s.name] = count.get(s.name, 0) + 1
+    seen, out = {}, []
+    for s in sites:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        out.append(s.name if count[s.name] == 1 else f"{s.name}#{seen[s.name]}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LayerMeasurement:
-    """What one probe measured at one layer, float64 numpy; N = number of probed channels."""
+    """What one probe measured at one site, float64 numpy; N = number of probed channels."""
 
     layer: str
     channels: np.ndarray    # (N,) channel indices
@@ -74,55 +405,8 @@ class LayerMeasurement:
     H_gg: np.ndarray        # (N,)
     H_vv: np.ndarray        # (N,)
     hess_bn_vv: np.ndarray  # (N,)
-    lam: object             # (N,) the layer's ||X||_2, repeated per channel; None if X = 0
-
-
-def probe_channels(seed: int, network: str, layer_index: int, n_channels: int, k: int) -> np.ndarray:
-    """A reproducible sample of min(k, n_channels) channels of one layer, sorted; fixed for a run."""
-    net = {"dln": 0, "vgg": 1}[network]
-    rng = np.random.default_rng([seed, _CHANNEL_STREAM, net, layer_index])
-    return np.sort(rng.choice(n_channels, size=min(k, n_channels), replace=False))
-
-
-def channel_rows(t: torch.Tensor, channels) -> torch.Tensor:
-    """(n, C, ...) -> (len(channels), m): channel j's values over every batch dim, in (n, h, w) order."""
-    return t.transpose(0, 1)[channels].reshape(len(channels), -1)
-
-
-def input_spectral_norm(x: torch.Tensor, linear: torch.nn.Module):
-    """||X||_2 for the input matrix X with y_.j = X W_.j (+ bias).  x: (n, d) or (n, C, H, W).
-    None when X is zero (then lambda > 0 of Theorems 4.4 and C.1 cannot bound it)."""
-    if x.dim() == 2:
-        X = x.detach().double()                                            # (m, d)
-        gram = X.T @ X                                                     # (d, d)
-    else:
-        k, pad = linear.kernel_size, linear.padding
-        d = x.shape[1] * k[0] * k[1]
-        gram = torch.zeros(d, d, dtype=torch.float64, device=x.device)
-        for start in range(0, x.shape[0], _GRAM_CHUNK):
-            patches = F.unfold(x[start:start + _GRAM_CHUNK].detach().double(), k, padding=pad)  # (c, d, HW)
-            gram += torch.einsum("cip,cjp->ij", patches, patches)
-    top = float(torch.linalg.eigvalsh(gram)[-1])                             # largest eigenvalue of X^T X
-    return math.sqrt(top) if top > 0 else None
-
-
-@contextlib.contextmanager
-def capturing(model):
-    """While active, each normalisation block stores its input x and its norm's y, z (with graph)."""
-    blocks = model.norm_blocks()
-    captures = {}
-    for name, block in blocks:
-        captures[name] = {}
-        block.capture = captures[name]
-        block.norm.capture = captures[name]
-        block.norm.update_running = False
-    try:
-        yield captures
-    finally:
-        for _, block in blocks:
-            block.capture = None
-            block.norm.capture = None
-            block.norm.update_running = True
+    lam: object             # (N,) ||X||_2 of the channel's input matrix, or None (see lam_note)
+    lam_note: str = ""      # why lam is None
 
 
 def channel_vectors(t: torch.Tensor, channels) -> torch.Tensor:
@@ -137,10 +421,10 @@ def quadratic_forms(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor
     """u_k^T (d grad / d wrt) u_k for each of the K vectors u_k (K, *wrt.shape) -> (K,).
 
     ``grad`` = dL/d``wrt`` computed with create_graph, so d grad/d wrt is the Hessian of L
-    w.r.t. ``wrt``.  For fully connected layers the K products are one batched backward pass
-    (a vmap over the vectors, in chunks of at most _HVP_ELEMENTS elements); for convolutions a
-    loop, because the vmap of the convolution double backward is slower than K passes (CPU,
-    measured: 0.53 s vs 0.25 s per vector at the first layer of vgg-cpu).
+    w.r.t. ``wrt``.  For (n, C) tensors the K products are one batched backward pass (a vmap
+    over the vectors, in chunks of at most _HVP_ELEMENTS elements); otherwise a loop, because
+    the vmap of the convolution double backward is slower than K passes (CPU, measured: 0.53 s
+    vs 0.25 s per vector at the first layer of vgg-cpu).
     """
     if wrt.dim() > 2:
         return torch.stack([
@@ -155,39 +439,59 @@ def quadratic_forms(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor
     return torch.cat(out)
 
 
-def measure(model, inputs, target, channels: dict) -> list:
-    """Measure every probed layer.  ``channels``: layer name -> channel indices.  The model must
-    be in training mode; its parameters are not changed and get no .grad."""
-    if not model.training:
-        raise ValueError("probes measure the training-mode network: call model.train() first")
-    with capturing(model) as cap:
-        loss = model.loss(model(inputs), target)
-    names = [n for n in channels if n in cap]
-    zs = [cap[n]["z"] for n in names]
-    ys = [cap[n]["y"] for n in names]
-    grads = torch.autograd.grad(loss, zs + ys, create_graph=True)
-    gz, gy = grads[:len(names)], grads[len(names):]
-    blocks = dict(model.norm_blocks())
-    out = []
-    for i, name in enumerate(names):
-        chans = [int(c) for c in channels[name]]
+def scalar_loss(loss) -> torch.Tensor:
+    """The closure's value as a finite scalar tensor with a graph; ProbeError otherwise."""
+    if not isinstance(loss, torch.Tensor):
+        raise ProbeError(f"the closure returned {type(loss).__name__}, not a torch.Tensor: it must return the "
+                         "scalar training loss of the model it is given")
+    if loss.numel() != 1:
+        raise ProbeError(f"the closure returned a tensor of shape {tuple(loss.shape)}, not a scalar loss")
+    if not loss.requires_grad:
+        raise ProbeError("the closure's loss does not depend on the model it was given (no autograd graph): "
+                         "call the model passed to the closure, m(x), not the original")
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise ProbeError(f"the loss is {value}: the probe measures derivatives of a finite loss")
+    return loss.reshape(())
+
+
+def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dict = None) -> tuple:
+    """Every site's LayerMeasurement.  ``channels``: layer name (without '#k') -> channel indices.
+    Returns (measurements, errors) with errors = [(site name, why)] for sites the loss does not reach.
+    ``seconds``, when a dict, receives each site's wall time (its Hessian-vector products and lambda)."""
+    zs = [s.z for s in sites]
+    ys = [s.y for s in sites]
+    grads = torch.autograd.grad(loss, zs + ys, create_graph=True, allow_unused=True)
+    gz, gy = grads[:len(sites)], grads[len(sites):]
+    out, errors = [], []
+    for i, (site, name) in enumerate(zip(sites, names)):
+        if gz[i] is None or gy[i] is None:
+            errors.append((name, f"the output of {name} does not reach the loss"))
+            continue
+        t0 = time.perf_counter()
+        chans = [int(c) for c in channels[site.name]]
         n = len(chans)
-        z, y, g_full, v_full = zs[i], ys[i], gz[i], gy[i]
+        z, y, g_full, v_full = site.z, site.y, gz[i], gy[i]
         G = channel_vectors(g_full.detach(), chans)                            # (n, *z.shape)
         V = channel_vectors(v_full.detach(), chans)                            # (n, *y.shape)
         on_z = quadratic_forms(g_full, z, torch.cat([G, V]))                   # (2n,) g^T H g, v^T H v
         hess_vv = quadratic_forms(v_full, y, V)                                # (n,)  v^T H_hat v
-        norm = blocks[name].norm
-        lam = input_spectral_norm(cap[name]["x"], blocks[name].linear)
+        if site.feeder is not None:
+            lam, note = input_spectral_norms(site.feeder[1], site.feeder[0], chans)
+        else:
+            lam, note = None, site.feeder_note
+        gamma, beta, eps = affine_parameters(site.module)
         idx = torch.as_tensor(chans, device=y.device)
         out.append(LayerMeasurement(
             layer=name, channels=np.asarray(chans),
             y=_np(channel_rows(y, idx)), g=_np(channel_rows(g_full, idx)),
             grad_y_bn=_np(channel_rows(v_full, idx)),
-            gamma=_np(norm.weight[idx]), beta=_np(norm.bias[idx]), eps=float(norm.eps),
+            gamma=_np(gamma[idx]), beta=_np(beta[idx]), eps=eps,
             H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), hess_bn_vv=_np(hess_vv),
-            lam=None if lam is None else np.full(n, lam)))
-    return out
+            lam=lam, lam_note=note))
+        if seconds is not None:              # _np moved the results to the CPU: the device is done
+            seconds[name] = time.perf_counter() - t0
+    return out, errors
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -195,96 +499,177 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def evaluate_measurement(m: LayerMeasurement) -> list:
-    """Every registry variant on one layer's measurement, through the numeric layer."""
+    """Every registry variant on one site's measurement, through the numeric layer."""
     q = bn_channel_quantities(m.y, m.g, m.gamma, m.beta, m.eps, grad_y_bn=m.grad_y_bn,
                               H_gg=m.H_gg, H_vv=m.H_vv, hess_bn_vv=m.hess_bn_vv, lam=m.lam)
     return evaluate_all(q)
 
 
-def probe_rows(step: int, network: str, m: LayerMeasurement, results) -> list:
-    """One record per (channel, applicable variant): the fields the issue asks for, plus the
-    relation, tolerance and verdict the registry computed."""
+def layer_label(network, layer: str) -> str:
+    return f"{network}/{layer}" if network else layer
+
+
+def probe_rows(step: int, network, m: LayerMeasurement, results) -> list:
+    """One record per (channel, applicable variant): the sides, slack, relative slack, tolerance
+    and verdict the registry computed; plus, when lam is absent, one 'n/a' record per variant
+    that only lam keeps from applying, with the reason."""
     rows = []
+    layer = layer_label(network, m.layer)
     for r in results:
         for i in np.flatnonzero(np.asarray(r.applicable, dtype=bool)):
             rows.append({
-                "step": step, "network": network, "layer": f"{network}/{m.layer}",
+                "step": step, "network": network, "layer": layer,
                 "channel": int(m.channels[i]), "m": int(m.y.shape[1]),
                 "statement": r.statement_id, "variant": r.variant, "relation": r.relation,
                 "lhs": float(r.lhs[i]), "rhs": float(r.rhs[i]), "slack": float(r.slack[i]),
                 "rel_slack": float(r.rel_slack[i]), "tolerance": float(r.tolerance[i]),
                 "verdict": str(r.verdicts[i]),
             })
+    if m.lam is None:
+        for statement_id, variant in lambda_variants(m.eps):
+            rows.append({"step": step, "network": network, "layer": layer, "statement": statement_id,
+                         "variant": variant.name, "relation": variant.relation,
+                         "verdict": Verdict.NOT_APPLICABLE.value,
+                         "note": f"not applicable: {m.lam_note}"})
     return rows
 
 
-def fold_batchnorm(model, layer: str, inputs):
-    """The "identical non-BN network" of a probed layer, built explicitly: a copy of ``model``
-    in which layer ``layer``'s BatchNorm is folded into its linear map, W' = (gamma/sigma) W,
-    b' = gamma (b - mu)/sigma + beta, with mu, sigma the batch statistics of ``inputs`` (so its
-    output equals z on this batch), and no normalisation there.  Every other weight is shared
-    by value.  (Noisy BN's noise is not carried over: use it for standard BN.)"""
-    clone = copy.deepcopy(model)
-    blocks = dict(model.norm_blocks())
-    with capturing(model) as cap, torch.no_grad():
-        model(inputs)
-    y = cap[layer]["y"].detach()
-    dims = (0,) + tuple(range(2, y.dim()))
-    mu = y.mean(dims)                                                         # (C,)
-    sigma = torch.sqrt(y.var(dims, unbiased=False) + blocks[layer].norm.eps)  # (C,)
-    norm = blocks[layer].norm
-    scale = norm.weight.detach() / sigma                                      # (C,)
-    target = dict(clone.norm_blocks())[layer]
-    old = target.linear
-    if isinstance(old, torch.nn.Linear):
-        new = torch.nn.Linear(old.in_features, old.out_features, bias=True).to(old.weight)
-    else:
-        new = torch.nn.Conv2d(old.in_channels, old.out_channels, old.kernel_size, padding=old.padding).to(old.weight)
-    bias = old.bias.detach() if old.bias is not None else torch.zeros_like(mu)
-    with torch.no_grad():
-        new.weight.copy_(old.weight * scale.view((-1,) + (1,) * (old.weight.dim() - 1)))
-        new.bias.copy_(scale * (bias - mu) + norm.bias.detach())
-    target.linear, target.norm = new, None
-    return clone
+def lambda_variants(eps: float) -> list:
+    """(statement id, variant) of the variants that only lambda keeps from applying to a layer
+    with this eps: they need a lambda quantity and nothing else the probe does not measure, and
+    their epsilon scope admits eps."""
+    measured = {"m", "gamma", "beta", "eps", "y", "mu", "sigma", "y_hat", "g", "grad_y_bn", "H_gg", "H_vv",
+                "hess_bn_vv", "H_frob"} | set(LAMBDA_QUANTITIES)
+    scope = "positive" if eps > 0 else "zero"
+    return [(s.id, v) for s in STATEMENTS for v in s.variants
+            if set(v.requires) & set(LAMBDA_QUANTITIES) and set(v.requires) <= measured
+            and str(v.epsilon) in (scope, "any")]
 
 
-class Prober:
-    """The probe of one network of a run: its channel sample and its float64 shadow copy."""
+# ---------------------------------------------------------------------------------------------
+# The shadow and the probe of one model
+# ---------------------------------------------------------------------------------------------
 
-    def __init__(self, config: RunConfig, network: str, model):
-        self.config, self.network = config, network
-        self.enabled = config.norm in BATCHNORM_KINDS and config.probe_every > 0
-        self.channels = {
-            name: probe_channels(config.seed, network, i, block.norm.weight.numel(), config.probe_channels)
-            for i, (name, block) in enumerate(model.norm_blocks())} if self.enabled else {}
-        self._shadow = None
-        self.dtype = torch.float64 if config.probe_dtype == "float64" else torch.float32
+_PLAIN = (bool, int, float, str)   # attributes a refresh copies (never None: the probe's own probe_site)
 
-    def due(self, step: int) -> bool:
-        return self.enabled and step % self.config.probe_every == 0
 
-    def shadow(self, model):
-        """The network at the probe dtype with the current weights (created once, then refreshed)."""
-        if self.dtype == torch.float32:
-            return model
-        if self._shadow is None:
-            self._shadow = copy.deepcopy(model).to(self.dtype)
-        self._shadow.load_state_dict(model.state_dict())
-        self._shadow.train()
-        return self._shadow
+def cast_floating(obj, dtype):
+    """Floating tensors in (nested tuples, lists, dicts of) ``obj`` cast to ``dtype``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() else obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(cast_floating(o, dtype) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(cast_floating(o, dtype) for o in obj)
+    if isinstance(obj, dict):
+        return {k: cast_floating(v, dtype) for k, v in obj.items()}
+    return obj
 
-    def __call__(self, step: int, model, inputs, target) -> list:
-        shadow = self.shadow(model)
-        shadow.set_step(step)
-        if inputs.is_floating_point():
-            inputs = inputs.to(self.dtype)
-        if target.is_floating_point():
-            target = target.to(self.dtype)
-        rows = []
-        for m in measure(shadow, inputs, target, self.channels):
+
+def model_device(model) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def preserved_rng(devices=()):
+    """Run a block without changing any RNG state the training could read: torch (CPU and the
+    given CUDA devices), numpy's global state and Python's ``random``."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    cuda = [d for d in devices if torch.device(d).type == "cuda"]
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+@contextlib.contextmanager
+def _refuse_calls(model):
+    """While active, a forward call of ``model`` raises: a closure must call the shadow it is given."""
+    def refuse(module, args):
+        raise ProbeError("the closure called the original model: call the model it is given "
+                         "(probe.step(step, lambda m: loss_fn(m(x), t))), so the probe leaves the original untouched")
+    handle = model.register_forward_pre_hook(refuse)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class ModelProbe:
+    """The float64 shadow of a model, its normalisation sites and channel sample.
+
+    ``rows(step, closure)`` measures every site at the model's current weights and returns the
+    probe records; it changes nothing of ``model`` (tests/test_gpu_attach.py checks it bitwise).
+    """
+
+    def __init__(self, model, channels: int, seed: int, *, names: dict = None, network=None,
+                 stream: int = 0, dtype=torch.float64):
+        self.model, self.network, self.dtype = model, network, dtype
+        norms = find_normalisations(model)
+        names = names or {}
+        self.layer_names = [names.get(m, name) for name, m in norms]
+        self.channels = {self.layer_names[i]: probe_channels(seed, stream, i, num_features(m), channels)
+                         for i, (_, m) in enumerate(norms)}
+        self.shadow = copy.deepcopy(model).to(dtype)
+        shadow_of = dict(zip(model.modules(), self.shadow.modules()))
+        self._pairs = list(shadow_of.items())
+        self.recorder = SiteRecorder(self.shadow, {shadow_of[m]: n for (_, m), n in zip(norms, self.layer_names)})
+        self.shadow.register_forward_pre_hook(lambda mod, args, kwargs: (cast_floating(args, dtype),
+                                                                          cast_floating(kwargs, dtype)),
+                                              with_kwargs=True)
+        self.device = model_device(model)
+        self.sites_seen = None     # the site names of the last probe, with their lambda status
+        self.site_seconds = {}     # the last probe's wall time per site
+
+    def refresh(self) -> None:
+        """The shadow takes the model's current parameters, buffers and plain attributes (training
+        mode, Algorithm 1's step, ...), module by module."""
+        with torch.no_grad():
+            for mine, theirs in self._pairs:
+                for key, value in mine._parameters.items():
+                    if value is not None:
+                        theirs._parameters[key].copy_(value)
+                for key, value in mine._buffers.items():
+                    if value is not None:
+                        theirs._buffers[key].copy_(value)
+                for key, value in mine.__dict__.items():
+                    if isinstance(value, _PLAIN) and not key.startswith("_"):
+                        theirs.__dict__[key] = value
+
+    def measure(self, step: int, closure) -> tuple:
+        """(measurements, errors) of every site the closure's forward pass meets at the model's
+        current weights; errors = [(site, why)] for sites the loss does not reach."""
+        if not self.model.training:
+            raise ProbeError(f"the model is in eval mode at probe step {step}: the statements are about "
+                             "training-mode BatchNorm; call model.train() before probe.step")
+        self.refresh()
+        with preserved_rng([self.device]), torch.autocast(self.device.type, enabled=False), \
+                _refuse_calls(self.model), self.recorder.record() as sites:
+            loss = scalar_loss(closure(self.shadow))
+            if not sites:
+                raise ProbeError("the closure ran no BatchNorm layer of the model it was given"
+                                 + (f" in training mode ({'; '.join(f'{k}: {v}' for k, v in self.recorder.skipped.items())})"
+                                    if self.recorder.skipped else ""))
+            names = site_names(sites)
+            self.site_seconds = {}
+            measurements, errors = measure_sites(loss, sites, names, self.channels, self.site_seconds)
+        self.sites_seen = [{"layer": layer_label(self.network, n), "lambda": s.feeder is not None,
+                            "note": s.feeder_note} for s, n in zip(sites, names)]
+        return measurements, errors
+
+    def rows(self, step: int, closure) -> list:
+        """The probe records of ``step``: every applicable registry variant per site and channel."""
+        measurements, errors = self.measure(step, closure)
+        out = [{"step": step, "network": self.network, "layer": layer_label(self.network, n), "error": why}
+               for n, why in errors]
+        for m in measurements:
             try:
-                rows += probe_rows(step, self.network, m, evaluate_measurement(m))
-            except BatchNormInputError as e:   # e.g. a constant channel with eps = 0, NaN activations
-                rows.append({"step": step, "network": self.network, "layer": f"{self.network}/{m.layer}",
-                             "error": str(e)})
-        return rows
+                out += probe_rows(step, self.network, m, evaluate_measurement(m))
+            except BatchNormInputError as e:   # e.g. a constant channel with eps = 0, gamma = 0, NaN
+                out.append({"step": step, "network": self.network, "layer": layer_label(self.network, m.layer),
+                            "error": str(e)})
+        return out

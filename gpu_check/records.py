@@ -21,6 +21,12 @@ from importlib import metadata
 
 from theory.fileio import atomic_write_bytes
 
+# The layout of a run directory.  1: runs written before this field existed (config.json without
+# it); 2: config.json records format_version, the git revision and each probed model
+# (gpu_check.probes.describe_model), and probes.jsonl may hold 'n/a' records with a note (a
+# variant that needs lambda where no layer input X is known).  Version 1 reads unchanged.
+FORMAT_VERSION = 2
+
 METRICS = "metrics.jsonl"
 PROBES = "probes.jsonl"
 EVENTS = "events.jsonl"
@@ -102,6 +108,28 @@ def truncate_records(run_dir: str, sizes: dict) -> None:
         with open(path, "rb+") as f:
             f.truncate(size)
             os.fsync(f.fileno())
+
+
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, PROBES)
+
+
+def occupied_by(run_dir: str) -> list:
+    """The files of a run already in ``run_dir`` (empty when a new run may start there)."""
+    return [n for n in RUN_FILES if os.path.exists(os.path.join(run_dir, n))]
+
+
+def format_version(meta: dict) -> int:
+    """The format_version of a run's config.json (1 when absent); newer than this code: an error."""
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"config.json has format_version {version!r}; this code reads 1 to {FORMAT_VERSION}")
+    return version
+
+
+def provenance(device) -> dict:
+    """What every config.json records about where and from what a run came."""
+    return {"format_version": FORMAT_VERSION, "packages": package_versions(), "git": git_revision(),
+            "device": device_description(device), "command": command_line()}
 
 
 def read_jsonl(path: str) -> list:

@@ -21,6 +21,10 @@ PROBE_FIELDS = frozenset({"statement", "variant", "layer", "relation", "verdict"
                           "tolerance"})
 
 
+# The fields of a 'not applicable' probe record (no sides, no slack: a note says why).
+NOT_APPLICABLE_FIELDS = frozenset({"statement", "variant", "layer", "relation", "verdict", "step", "note"})
+
+
 def _number(x) -> float:
     """A probe field as a float ("nan"/"inf"/"-inf" strings are how records store non-finite)."""
     return float(x) if x is not None else math.nan
@@ -34,7 +38,9 @@ def summarise_probes(run_dir: str) -> list:
     instances (the number of probes: channels x probed steps), violations, non_finite,
     first_step, last_step, min_slack, median_slack, max_slack, min_rel_slack, verdict
     (Verdict.VIOLATED if any probe is, else Verdict.EQUALITY if every probe was recorded
-    within rounding of 0, else Verdict.HOLDS)
+    within rounding of 0, else Verdict.HOLDS); and one Verdict.NOT_APPLICABLE row, with its
+    ``note``, per (statement, variant, layer) the probes recorded as not applicable there (e.g.
+    Theorem 4.4 where no layer input X is known)
 
     Quantiles are over the finite slacks of all probed steps and channels; ``non_finite``
     counts the probes whose slack is NaN or infinite (never silently dropped); layers that could
@@ -43,11 +49,17 @@ def summarise_probes(run_dir: str) -> list:
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir!r} does not exist")
-    groups = {}
+    groups, not_applicable = {}, {}
     path = os.path.join(run_dir, records.PROBES)
     for n, r in enumerate(records.read_jsonl(path), 1):
         if "error" in r:
             continue      # a layer the numeric layer rejected at that step: see probe_errors
+        if r.get("verdict") == Verdict.NOT_APPLICABLE:   # a variant the probe could not apply there, and why
+            missing = NOT_APPLICABLE_FIELDS.difference(r)
+            if missing:
+                raise ValueError(f"{path}: probe record {n} lacks the field(s) {', '.join(sorted(missing))}")
+            not_applicable.setdefault((r["statement"], r["variant"], r["layer"]), (r, []))[1].append(int(r["step"]))
+            continue
         missing = PROBE_FIELDS.difference(r)
         if missing:
             raise ValueError(f"{path}: probe record {n} lacks the field(s) {', '.join(sorted(missing))}")
@@ -79,6 +91,13 @@ def summarise_probes(run_dir: str) -> list:
             "verdict": (Verdict.VIOLATED if violations else
                         Verdict.EQUALITY if g["verdicts"] == {Verdict.EQUALITY} else Verdict.HOLDS),
         })
+    for (statement, variant, layer), (r, steps) in not_applicable.items():
+        if (statement, variant, layer) not in groups:
+            rows.append({"id": statement, "variant": variant, "relation": Relation(r["relation"]), "layer": layer,
+                         "network": r.get("network"), "instances": 0, "violations": 0, "non_finite": 0,
+                         "first_step": min(steps), "last_step": max(steps), "min_slack": math.nan,
+                         "median_slack": math.nan, "max_slack": math.nan, "min_rel_slack": math.nan,
+                         "verdict": Verdict.NOT_APPLICABLE, "note": r["note"]})
     return rows
 
 

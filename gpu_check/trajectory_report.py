@@ -34,7 +34,7 @@ def trajectory_report(run_dir: str, statements, symbolic: SymbolicSource = Symbo
     rows = [Row(d["id"], d["variant"], Verdict(d["verdict"]), d["instances"], d["violations"],
                 _finite(d["min_slack"]), _finite(d["median_slack"]), _finite(d["max_slack"]),
                 _finite(d["min_rel_slack"]), None, relation=Relation(d["relation"]), source=Source.TRAJECTORY,
-                undefined=d["non_finite"], layer=d["layer"])
+                undefined=d["non_finite"], layer=d["layer"], note=d.get("note", ""))
             for d in summary if d["id"] in wanted]
     attach_symbolic(rows, table)
     return rows

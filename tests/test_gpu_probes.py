@@ -1,5 +1,7 @@
 """gpu_check.probes: what double backward measures on the real network equals what the
 numeric layer computes from the same inputs, and the rows go through the registry."""
+import contextlib
+import copy
 import dataclasses
 
 import numpy as np
@@ -9,10 +11,12 @@ import torch
 
 from gpu_check.config import DLNConfig, VGGConfig, preset, with_overrides
 from gpu_check.models import build_model
-from gpu_check.probes import (Prober, capturing, channel_rows, evaluate_measurement, fold_batchnorm,
-                              input_spectral_norm, measure, probe_channels, probe_rows)
+from gpu_check.probes import (ModelProbe, ProbeError, SiteRecorder, channel_rows, evaluate_measurement,
+                              input_spectral_norms, probe_channels, probe_rows)
+from gpu_check.train import probe_of
 from numeric.quantities import bn_channel_quantities
 from theory import bn
+from theory.ops import TorchOps
 from theory.evaluate import ROUNDING_SAFETY, UNIT_ROUNDOFF, evaluate_all
 from theory.statements import BY_ID
 
@@ -45,6 +49,67 @@ def tiny_model(network, norm="bn"):
     return model.train()
 
 
+def measure(model, x, t, channels):
+    """The probe's measurements of ``model`` (a float64 tiny network) on (x, t) at the given
+    channels (layer name -> indices)."""
+    names = {b.norm: n for n, b in model.norm_blocks()}
+    core = ModelProbe(model, channels=1, seed=0, names=names)
+    core.channels = {n: np.asarray(channels.get(n, [0])) for n in core.channels}
+    measurements, errors = core.measure(0, lambda m: m.loss(m(x), t))
+    assert not errors
+    return [m for m in measurements if m.layer in channels]
+
+
+@contextlib.contextmanager
+def capturing(model):
+    """The sites of a forward pass of ``model`` (hooks of gpu_check.probes), by layer name."""
+    recorder = SiteRecorder(model, {b.norm: n for n, b in model.norm_blocks()})
+    try:
+        with recorder.record() as sites:
+            yield _ByName(sites)
+    finally:
+        recorder.remove()
+
+
+class _ByName:
+    """The sites recorded so far, looked up by layer name."""
+
+    def __init__(self, sites):
+        self.sites = sites
+
+    def __getitem__(self, name):
+        return next(s for s in self.sites if s.name == name)
+
+
+def fold_batchnorm(model, layer: str, inputs):
+    """The "identical non-BN network" of a probed layer, built explicitly: a copy of ``model``
+    in which layer ``layer``'s BatchNorm is folded into its linear map, W' = (gamma/sigma) W,
+    b' = gamma (b - mu)/sigma + beta, with mu, sigma the batch statistics (theory.bn) of
+    ``inputs`` (so its output equals z on this batch), and no normalisation there."""
+    clone = copy.deepcopy(model)
+    block = dict(model.norm_blocks())[layer]
+    seen = {}
+    handle = block.linear.register_forward_hook(lambda mod, inp, y: seen.setdefault("y", y.detach()))
+    with torch.no_grad():
+        model(inputs)
+    handle.remove()
+    y = channel_rows(seen["y"], torch.arange(seen["y"].shape[1]))              # (C, m)
+    mu, sigma, _ = bn.batch_statistics(TorchOps(), y, y.shape[1], block.norm.eps)   # (C,), (C,)
+    scale = block.norm.weight.detach() / sigma                               # (C,)
+    target = dict(clone.norm_blocks())[layer]
+    old = target.linear
+    if isinstance(old, torch.nn.Linear):
+        new = torch.nn.Linear(old.in_features, old.out_features, bias=True).to(old.weight)
+    else:
+        new = torch.nn.Conv2d(old.in_channels, old.out_channels, old.kernel_size, padding=old.padding).to(old.weight)
+    bias = old.bias.detach() if old.bias is not None else torch.zeros_like(mu)
+    with torch.no_grad():
+        new.weight.copy_(old.weight * scale.view((-1,) + (1,) * (old.weight.dim() - 1)))
+        new.bias.copy_(scale * (bias - mu) + block.norm.bias.detach())
+    target.linear, target.norm = new, None
+    return clone
+
+
 def basis_position(z, j, b):
     """Index in z of entry b of channel j's flattened (n, h, w) values (channel_rows' order)."""
     rest = np.unravel_index(b, (z.shape[0],) + tuple(z.shape[2:]))
@@ -55,7 +120,7 @@ def full_channel_hessians(model, x, t, layer, chans):
     """d^2L/dz_j^2 (N, m, m) for each channel j, one Hessian-vector product per column."""
     with capturing(model) as cap:
         loss = model.loss(model(x), t)
-    z = cap[layer]["z"]
+    z = cap[layer].z
     gz, = torch.autograd.grad(loss, z, create_graph=True)
     m = z.numel() // z.shape[1]
     H = np.zeros((len(chans), m, m))
@@ -105,7 +170,7 @@ def test_the_identical_non_bn_network_is_bn_folded_into_the_layer_and_has_gradie
     with capturing(model) as cap:
         out = model(x)
         loss = model.loss(out, t)
-    g, = torch.autograd.grad(loss, cap[name]["z"])
+    g, = torch.autograd.grad(loss, cap[name].z)
     folded = fold_batchnorm(model, name, x)
     block = dict(folded.blocks())[name]
     assert block.norm is None                                        # no BN at that layer
@@ -114,7 +179,7 @@ def test_the_identical_non_bn_network_is_bn_folded_into_the_layer_and_has_gradie
     out_folded = folded(x)
     folded.loss(out_folded, t).backward()
     # same outputs on this batch, and its layer-output gradient is the BN network's g = dL/dz
-    torch.testing.assert_close(seen["y"].detach(), cap[name]["z"].detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(seen["y"].detach(), cap[name].z.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(out_folded.detach(), out.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(seen["y"].grad, g, rtol=1e-10, atol=1e-12)
 
@@ -145,7 +210,7 @@ def test_a_probe_changes_no_parameter_gradient_or_running_statistic():
 
 def test_measure_refuses_an_eval_mode_network():
     model = tiny_model("dln").eval()
-    with pytest.raises(ValueError, match="training-mode"):
+    with pytest.raises(ProbeError, match="eval mode"):
         measure(model, *tiny_batch("dln"), {"fc01": np.array([0])})
 
 
@@ -153,25 +218,30 @@ def test_the_probe_of_noisy_bn_sees_the_noise_of_the_training_step_it_probes():
     config = with_overrides(TINY, norm="noisy-bn")
     model = build_model(config, "vgg").train()
     x, t = (a.float() if a.is_floating_point() else a for a in tiny_batch("vgg"))
-    prober = Prober(config, "vgg", model)
+    probe = probe_of(config, "vgg", model)
+    seen = []
+
+    def closure(m):
+        loss = m.loss(m(x), t)             # x is float32: the shadow's pre-hook casts it
+        seen.append(loss.item())
+        return loss
+
     model.set_step(3)
     train_loss = model.loss(model(x), t).item()
-    shadow = prober.shadow(model)
-    shadow.set_step(3)
-    with capturing(shadow):
-        probe_loss = shadow.loss(shadow(x.double()), t).item()
-    assert probe_loss == pytest.approx(train_loss, rel=1e-5)     # float32 vs float64 of one map
-    shadow.set_step(4)
-    with capturing(shadow):
-        assert shadow.loss(shadow(x.double()), t).item() != pytest.approx(train_loss, rel=1e-5)
+    probe.measure(3, closure)
+    assert seen[-1] == pytest.approx(train_loss, rel=1e-5)       # float32 vs float64 of one map
+    model.set_step(4)
+    probe.measure(4, closure)
+    assert seen[-1] != pytest.approx(train_loss, rel=1e-5)       # step 4 draws other noise
 
 
 def test_probed_channels_are_a_reproducible_sample_fixed_for_the_run():
-    a = probe_channels(0, "vgg", 2, 64, 8)
-    assert np.array_equal(a, probe_channels(0, "vgg", 2, 64, 8))
+    a = probe_channels(0, 1, 2, 64, 8)
+    assert np.array_equal(a, probe_channels(0, 1, 2, 64, 8))
     assert len(set(a)) == 8 and np.all(np.diff(a) > 0)
-    assert not np.array_equal(a, probe_channels(0, "vgg", 3, 64, 8))
-    assert np.array_equal(probe_channels(0, "dln", 0, 10, 20), np.arange(10))
+    assert not np.array_equal(a, probe_channels(0, 1, 3, 64, 8))
+    assert not np.array_equal(a, probe_channels(0, 0, 2, 64, 8))      # another network of the run
+    assert np.array_equal(probe_channels(0, 0, 0, 10, 20), np.arange(10))
 
 
 def test_lambda_is_the_spectral_norm_of_the_im2col_matrix_that_makes_a_convolution_linear():
@@ -181,6 +251,33 @@ def test_lambda_is_the_spectral_norm_of_the_im2col_matrix_that_makes_a_convoluti
     y = conv(x)
     y_j = channel_rows(y, torch.tensor([4]))[0]
     torch.testing.assert_close(y_j, X @ conv.weight[4].reshape(-1) + conv.bias[4])
-    assert input_spectral_norm(x, conv) == pytest.approx(torch.linalg.matrix_norm(X, 2).item(), rel=1e-12)
+    lam, note = input_spectral_norms(x, conv, [4])
+    assert note == "" and lam[0] == pytest.approx(torch.linalg.matrix_norm(X, 2).item(), rel=1e-12)
     fc = torch.randn(7, 4, dtype=torch.float64)
-    assert input_spectral_norm(fc, torch.nn.Linear(4, 4)) == pytest.approx(torch.linalg.matrix_norm(fc, 2).item(), rel=1e-12)
+    lam, _ = input_spectral_norms(fc, torch.nn.Linear(4, 4), [0, 3])
+    assert lam == pytest.approx([torch.linalg.matrix_norm(fc, 2).item()] * 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("stride, padding, dilation, groups", [(2, 1, 1, 1), (1, 2, 2, 1), (2, 0, 1, 3), (1, 1, 1, 2)])
+def test_lambda_of_a_strided_dilated_grouped_convolution_is_that_of_the_patches_of_the_channels_group(
+        stride, padding, dilation, groups):
+    conv = torch.nn.Conv2d(6, 6, 3, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                           bias=False).double()
+    x = torch.randn(3, 6, 9, 9, dtype=torch.float64)
+    y = conv(x)
+    per = 6 // groups
+    for j in range(6):
+        grp = j // per                                     # channel j reads input channels of group grp
+        X = torch.nn.functional.unfold(x[:, grp * per:(grp + 1) * per], 3, dilation=dilation, padding=padding,
+                                       stride=stride).transpose(1, 2).reshape(-1, per * 9)   # (m, d)
+        torch.testing.assert_close(channel_rows(y, torch.tensor([j]))[0], X @ conv.weight[j].reshape(-1))
+        lam, note = input_spectral_norms(x, conv, [j])
+        assert note == "" and lam[0] == pytest.approx(torch.linalg.matrix_norm(X, 2).item(), rel=1e-12)
+
+
+def test_lambda_is_not_claimed_for_a_layer_without_an_im2col_matrix():
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect").double()
+    lam, note = input_spectral_norms(torch.randn(2, 2, 4, 4, dtype=torch.float64), conv, [0])
+    assert lam is None and "padding_mode 'reflect'" in note
+    lam, note = input_spectral_norms(torch.zeros(4, 3, dtype=torch.float64), torch.nn.Linear(3, 2), [0])
+    assert lam is None and "is 0" in note

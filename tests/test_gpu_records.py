@@ -57,3 +57,41 @@ def test_provenance_names_package_versions_and_a_git_revision_or_why_not():
     assert versions["torch"] and versions["numpy"] and versions["python"]
     rev = records.git_revision()
     assert "revision" in rev and ("dirty" in rev)
+
+
+def test_every_new_run_directory_records_its_format_version_and_git_revision(tmp_path):
+    from gpu_check.config import preset, with_overrides
+    from gpu_check.train import run_training
+
+    run_training(with_overrides(preset("smoke"), steps=2, probe_every=2), str(tmp_path), progress=False)
+    meta = json.loads((tmp_path / records.CONFIG).read_text())
+    assert meta["format_version"] == records.FORMAT_VERSION and records.format_version(meta) == 2
+    assert "revision" in meta["git"] and "dirty" in meta["git"]
+    assert [n["name"] for n in meta["models"]["dln"]["normalisations"]] == \
+        [f"layers.{i}.norm" for i in range(5)]          # named_modules names; records say 'dln/fc01' ...
+
+
+def test_a_run_directory_of_format_version_1_reads_unchanged(tmp_path):
+    """Runs written before format_version existed: the report and the figures read them as before."""
+    import io
+
+    from gpu_check import plots
+    from gpu_check.config import preset, with_overrides
+    from gpu_check.train import run_training
+    from theory import report
+
+    run_training(with_overrides(preset("smoke"), steps=2, probe_every=2), str(tmp_path), progress=False)
+    meta = json.loads((tmp_path / records.CONFIG).read_text())
+    old = {k: v for k, v in meta.items() if k not in ("format_version", "models")}   # a version-1 config.json
+    (tmp_path / records.CONFIG).write_text(json.dumps(old))
+    assert records.format_version(old) == 1
+    out = io.StringIO()
+    assert report.run(["--trajectory", str(tmp_path), "--format", "json"], stdout=out, stderr=io.StringIO()) == 0
+    rows = json.loads(out.getvalue())["rows"]
+    assert {r["layer"] for r in rows} >= {"dln/fc01", "vgg/conv01"}
+    assert plots.main([str(tmp_path), "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_a_format_version_newer_than_the_code_is_refused_by_name():
+    with pytest.raises(ValueError, match="format_version 99"):
+        records.format_version({"format_version": 99})

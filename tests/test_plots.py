@@ -59,6 +59,9 @@ def test_slack_series_is_the_minimum_relative_slack_per_step():
     probes = [{"network": "vgg", "statement": "thm-4.1", "variant": "epsilon", "step": s, "rel_slack": v}
               for s, v in ((0, 0.5), (0, -0.25), (4, "nan"), (4, 0.125))]
     probes.append({"network": "dln", "statement": "thm-4.1", "variant": "epsilon", "step": 0, "rel_slack": -9.0})
+    probes.append({"network": "vgg", "layer": "vgg/conv01", "step": 4, "error": "gamma = 0"})
+    probes.append({"network": "vgg", "statement": "thm-4.4", "variant": "exact-epsilon", "step": 4, "verdict": "n/a",
+                   "note": "not applicable: no layer input X"})
     assert plots.slack_series(probes, "vgg") == {("thm-4.1", "epsilon"): {0: -0.25, 4: 0.125}}
 
 

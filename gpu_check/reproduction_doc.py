@@ -20,6 +20,7 @@ import json
 import math
 import os
 
+from gpu_check import claim_figures
 from gpu_check import claims as C
 from gpu_check import readings as R
 from gpu_check.run_summary import load_summaries
@@ -27,6 +28,7 @@ from theory.fileio import atomic_write_text
 from theory.vocab import ClaimVerdict
 
 COMMAND = "python -m gpu_check.reproduce --from-summaries --out docs/reproduction.md"
+FIGURES = "reproduction/figures-seeds"     # beside the document: docs/reproduction/figures-seeds
 DIGITS = 4                      # significant digits of the numbers in both documents
 
 
@@ -127,11 +129,34 @@ def markdown(results, summaries) -> str:
                            f"{r.verdict} | {r.note or '-'} |")
             out.append("")
         out += [f"**Verdict: {res.verdict}** -- {res.why}", ""]
-    out += ["## Figures", "",
-            "The figures under docs/reproduction/figures were drawn from the earlier single-seed runs (one "
-            "reading, lr as printed) and are not regenerated from these summaries; figures with seed bands are "
-            "still to be made (issue 11, item 7).", ""]
+    figures = [name for _n, _lr, name, _s in figures_of(summaries)]
+    out += ["## Figures", ""]
+    if figures:
+        out += ["Standard and BatchNorm side by side, mean and 95% band over the judged seeds, per network and "
+                f"learning rate (gpu_check/claim_figures.py; drawn into {FIGURES}/ by the same command).", ""]
+        out += [f"![{name}]({FIGURES}/{name})" for name in figures] + [""]
+    else:
+        out += ["No figure yet: a figure needs the judged seeds of both the standard and the BatchNorm network "
+                "at one learning rate.", ""]
+    out += ["The figures under docs/reproduction/figures were drawn from the earlier single-seed runs of the "
+            "previous document (git show a30d6e2:docs/reproduction.md) and are not regenerated from these "
+            "summaries.", ""]
     return "\n".join(out)
+
+
+def figures_of(summaries) -> list:
+    """[(network, lr, file name, its summaries)]: a figure for each learning rate at which every
+    judged seed of both the standard and the BatchNorm network has a summary at preset scale (a
+    function of which runs exist, not of their pixels)."""
+    judged = list(C.SummaryIndex.of(summaries).by_key.values())
+    out = []
+    for network, lrs in (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS)):
+        for lr in lrs:
+            have = {(s["run"]["norm"], s["run"]["seed"]) for s in judged if s["run"]["network"] == network
+                    and s["run"]["lr_text"] == R.lr_text(lr)}
+            if all((n, seed) in have for n in ("none", "bn") for seed in R.JUDGED_SEEDS[network]):
+                out.append((network, lr, f"{network}_lr{R.lr_text(lr)}.png", judged))
+    return out
 
 
 def build(summaries_dir: str) -> tuple:
@@ -152,6 +177,9 @@ def write(out_md: str, summaries_dir=None) -> list:
     os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
     atomic_write_text(out_md, md)
     atomic_write_text(out_json, js)
+    summaries = load_summaries(sdir) if os.path.isdir(sdir) else []
+    for network, lr, _name, judged in figures_of(summaries):
+        claim_figures.claim_figure(judged, network, lr, os.path.join(os.path.dirname(os.path.abspath(out_md)), FIGURES))
     return results
 
 

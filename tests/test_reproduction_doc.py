@@ -91,3 +91,26 @@ def test_a_summary_of_another_format_is_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"format": 999}))
     with pytest.raises(ValueError, match="summary format 999"):
         load_summaries(str(tmp_path))
+
+
+def test_with_every_judged_seed_the_document_embeds_its_seed_band_figure(tmp_path):
+    from gpu_check import readings as R
+    from gpu_check.run_summary import dumps
+    from test_claims import summary
+
+    sdir = tmp_path / "docs" / "reproduction" / "summaries"
+    for seed in R.JUDGED_SEEDS["dln"]:
+        for norm in ("none", "bn"):
+            s = summary("dln", norm, seed, land=10.0 if norm == "none" else 1.0)
+            path = sdir / summary_name(s)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dumps(s))
+    out = tmp_path / "docs" / "reproduction.md"
+    assert reproduce.main(["--from-summaries", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "![dln_lr1e-6.png](reproduction/figures-seeds/dln_lr1e-6.png)" in text
+    assert (tmp_path / "docs" / "reproduction" / "figures-seeds" / "dln_lr1e-6.png").is_file()
+    with open(tmp_path / "docs" / "reproduction.json", encoding="utf-8") as f:
+        fig10a = next(c for c in json.load(f)["claims"] if c["id"] == "fig10a-dln")
+    printed = next(r for r in fig10a["readings"] if r["reading"] == "dln-lr1e-6")
+    assert printed["seeds"] == [0, 1, 2, 3, 4] and printed["verdict"] == str(ClaimVerdict.REPRODUCED) and printed["ci_low"] > 0

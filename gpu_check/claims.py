@@ -233,11 +233,12 @@ def _build() -> tuple:
                         "less stable = larger step-to-step changes of the inputs the layers receive", v_seeds),
               lambda runs: log_ratio(input_change(runs["noisy-bn"]), input_change(runs["none"]))),
         Claim("fig2-noise-standard", "2.1", "vgg", "Adding the same amount of noise to the activations of the "
-              "standard (non-BatchNorm) network prevents it from training entirely.", ("none",),
-              missing="no normalisation injects Algorithm 1's noise into an unnormalised layer: gpu_check.norms "
-              "needs a 'noisy-none' choice (the noise of NoisyBatchNorm applied to the linear output, no "
-              "normalisation), trained in the VGG grid at lr 0.1; the criterion would then be 'noisy-none does not "
-              "train' (final loss >= half its initial loss) on every seed"),
+              "standard (non-BatchNorm) network prevents it from training entirely.", ("noisy-none",),
+              Criterion("log10(final training loss / initial training loss) of noisy-none (Algorithm 1's noise on "
+                        "the unnormalised layer outputs)", Side.GREATER, math.log10(TRAINS_FRACTION),
+                        f"'prevents it from training': the loss does not fall below {TRAINS_FRACTION:g} x its "
+                        "initial value (the rule of lr-range's 'trains'); a diverged run does not train", v_seeds),
+              lambda runs: log_ratio(final_loss(runs["noisy-none"]), _num(runs["noisy-none"]["loss"]["initial"]))),
     ]
     for net in ("vgg", "dln"):
         n_seeds = len(R.JUDGED_SEEDS[net])

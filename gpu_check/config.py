@@ -9,6 +9,7 @@ once.  The ``smoke`` preset trains a tiny version of both; the paper presets tra
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
@@ -154,6 +155,27 @@ def with_overrides(config: RunConfig, **overrides) -> RunConfig:
     return validate(replace(config, **{k: v for k, v in overrides.items() if v is not None}))
 
 
+def with_learning_rate(config: RunConfig, lr: Optional[float]) -> RunConfig:
+    """A copy of ``config`` in which every network it trains (dln, vgg) has learning rate ``lr``
+    (``--lr``); None means 'keep the preset's'."""
+    if lr is None:
+        return config
+    check_learning_rate(lr)
+    nets = {name: replace(getattr(config, name), lr=float(lr)) for name in config.networks()}
+    return validate(replace(config, **nets))
+
+
+def check_learning_rate(lr) -> float:
+    """``lr`` as a float, or ConfigError when it is not a finite positive number."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise ConfigError(f"learning rate {lr!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"learning rate {lr!r}: it must be finite and > 0")
+    return value
+
+
 def validate(config: RunConfig) -> RunConfig:
     """Return ``config`` unchanged, or raise ConfigError naming the first bad field and value."""
     def need(ok, message):
@@ -181,7 +203,7 @@ def validate(config: RunConfig) -> RunConfig:
         need(d.depth >= 2, f"dln.depth = {d.depth}: a deep linear network needs >= 2 layers")
         need(d.width >= 1 and d.n_samples >= 2, f"dln width {d.width} / n_samples {d.n_samples} too small "
              "(BatchNorm needs a batch of >= 2)")
-        need(d.lr > 0, f"dln.lr = {d.lr}: the learning rate must be positive")
+        need(math.isfinite(d.lr) and d.lr > 0, f"dln.lr = {d.lr}: the learning rate must be finite and positive")
     if config.vgg is not None:
         v = config.vgg
         pools = sum(1 for e in v.layout if e == "M")
@@ -190,7 +212,7 @@ def validate(config: RunConfig) -> RunConfig:
         need(v.image_size <= 32, f"vgg.image_size = {v.image_size}: CIFAR-10 images are 32x32")
         need(2 <= v.batch_size <= v.n_train,
              f"vgg.batch_size = {v.batch_size} must be in [2, n_train = {v.n_train}]")
-        need(v.lr > 0, f"vgg.lr = {v.lr}: the learning rate must be positive")
+        need(math.isfinite(v.lr) and v.lr > 0, f"vgg.lr = {v.lr}: the learning rate must be finite and positive")
         need(v.eval_every >= 1, f"vgg.eval_every = {v.eval_every}: must be >= 1")
     if config.data is not None:
         need(config.vgg is not None, f"--data {config.data!r} given, but preset {config.preset!r} has no "

@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 from gpu_check import records  # noqa: E402
+from gpu_check.grid import expand_runs  # noqa: E402
 from gpu_check.measure_distributions import moment_changes  # noqa: E402
 from theory import cli  # noqa: E402
 
@@ -521,7 +522,7 @@ def make_figures(run_dirs, out_dir: str, only=None, formats=FORMATS, networks=("
 
 
 def _plot(args) -> int:
-    drawn, skipped = make_figures(args.runs, args.out)
+    drawn, skipped = make_figures(expand_runs(args.runs), args.out)
     for f in drawn:
         print(f"{f.name:24s} (paper Fig. {f.paper}): {', '.join(f.files)}")
     for s in skipped:
@@ -531,7 +532,8 @@ def _plot(args) -> int:
 
 def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.plots", __doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run")
+    p.add_argument("runs", nargs="+", metavar="DIR", help="run directories of gpu_check.run, or grid "
+                   "directories of gpu_check.sweep (each stands for its runs)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the PNG and SVG files")
     # PlotError: a directory that is not a run; ValueError: a record file that is not JSON lines
     return cli.run(p, _plot, argv, bad_input=(PlotError, ValueError))

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Optional
 
 import numpy as np
 
 from gpu_check.config import NORMS, PRESETS
+from gpu_check.grid import lr_name
 
 DLN_LRS = (1e-9, 1e-8, 1e-7, 3e-7, 1e-6)
 VGG_LRS = (0.05, 0.1, 0.5)
@@ -47,10 +47,8 @@ MEASURE = ("ics", "landscape", "distributions")
 
 
 def lr_text(lr: float) -> str:
-    """The canonical text of a learning rate (gpu_check.grid's rule: shortest round-trip
-    decimal, scientific: 1e-3 for 0.001, 1e-1 for 0.1)."""
-    mantissa, _, exponent = f"{Decimal(repr(float(lr))).normalize():e}".partition("e")
-    return f"{mantissa}e{int(exponent)}"
+    """The canonical text of a learning rate: gpu_check.grid's (1e-3 for 0.001, 1e-1 for 0.1)."""
+    return lr_name(lr)
 
 
 @dataclass(frozen=True)

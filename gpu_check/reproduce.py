@@ -43,6 +43,7 @@ import numpy as np
 
 from gpu_check import plots, readings, records, reproduction_doc
 from gpu_check.config import DEVICES, NORMS
+from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from theory import cli
 from theory.fileio import atomic_write_text
@@ -590,13 +591,10 @@ def _paper_grid(args) -> int:
     if args.plan:
         return 0
     work = args.work or os.path.join("runs", "reproduction-paper")
-    if not os.path.isfile(os.path.join(REPO, "gpu_check", "sweep.py")):
-        raise RuntimeError("gpu_check.sweep is not in this checkout: the grid files are in "
-                           f"{work}; run each with python -m gpu_check.sweep --grid FILE --out DIR")
     for cmd in readings.sweep_commands(plan, work, sys.executable, args.device):
         print(f"running {' '.join(cmd[1:])}", file=sys.stderr)
         done = subprocess.run(cmd, cwd=REPO)
-        if done.returncode not in (0,):
+        if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[1:])} exited with status {done.returncode}")
     dirs = sorted({os.path.join(work, g.out) for g in plan})
     subprocess.run([sys.executable, "-m", "gpu_check.run_summary", *dirs, "--out",
@@ -615,10 +613,10 @@ def _reproduce(args, command: str) -> int:
         return 0
     if args.scale == "paper":
         return _paper_grid(args)
-    dirs = args.runs or ensure_runs(args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"),
-                                    vgg_steps=args.vgg_steps, dln_steps=args.dln_steps, jobs=args.jobs,
-                                    data=args.data, device=args.device,
-                                    log=lambda m: print(m, file=sys.stderr))
+    dirs = expand_runs(args.runs) if args.runs else ensure_runs(
+        args.scale, args.work or os.path.join("runs", f"reproduction-{args.scale}"), vgg_steps=args.vgg_steps,
+        dln_steps=args.dln_steps, jobs=args.jobs, data=args.data, device=args.device,
+        log=lambda m: print(m, file=sys.stderr))
     verdicts, figures = reproduce(dirs, args.out, command)
     for v in verdicts:
         print(f"{v.claim.id:22s} {v.verdict}")
@@ -629,7 +627,8 @@ def _reproduce(args, command: str) -> int:
 def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.reproduce", __doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
-    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs)")
+    p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs); a grid "
+                   "directory of gpu_check.sweep stands for its runs")
     p.add_argument("--scale", choices=tuple(SCALES) + ("paper",), default="smoke",
                    help="the runs to make without --runs; paper: the full grid of gpu_check.readings (every norm, "
                    "the learning rates, the seeds) through gpu_check.sweep, then the summaries and both documents")

@@ -2,7 +2,7 @@
 
     python -m gpu_check.run --preset {smoke,dln-paper,vgg-cpu,vgg-paper} \\
         --norm {none,bn,noisy-bn,l1,l2,linf} --out DIR [--steps N] [--probe-every K] \\
-        [--seed S] [--device auto|cpu|cuda] [--resume] [--data DIR] \\
+        [--seed S] [--lr LR] [--device auto|cpu|cuda] [--resume] [--data DIR] \\
         [--measure ics,landscape,distributions] [--measure-every K]
 
 Writes DIR/config.json, DIR/metrics.jsonl, DIR/probes.jsonl, DIR/events.jsonl,
@@ -18,7 +18,8 @@ import os
 import sys
 
 from gpu_check.checkpoint import CheckpointError
-from gpu_check.config import DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError, preset, with_overrides
+from gpu_check.config import (DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError, preset, with_learning_rate,
+                              with_overrides)
 from gpu_check.data import DataError
 from gpu_check.train import RunError, SimulatedInterruption, describe, run_training
 from theory import cli
@@ -37,6 +38,8 @@ def parser():
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--bn-eps", type=float, help="epsilon of the normalisation layers (0 = the paper's BN)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float, metavar="LR",
+                   help="learning rate of every network the preset trains (default: the preset's)")
     p.add_argument("--cpu-threads", type=int, help="torch threads on the CPU (default 1)")
     p.add_argument("--device", choices=list(DEVICES))
     p.add_argument("--data", help="CIFAR-10 directory (cifar-10-batches-py); default: synthetic images")
@@ -59,6 +62,7 @@ def _run(args) -> int:
                                 measure=None if args.measure is None else
                                 tuple(m.strip() for m in args.measure.split(",") if m.strip()),
                                 measure_every=args.measure_every)
+        config = with_learning_rate(config, args.lr)
         if args.data is not None and not os.path.isdir(args.data):
             raise DataError(f"--data {args.data!r}: no such directory")
         summary = run_training(config, args.out, resume=args.resume, progress=not args.quiet,

@@ -37,6 +37,7 @@ from importlib import metadata
 import numpy as np
 
 from gpu_check import records
+from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from gpu_check.readings import lr_text
 from theory import cli
@@ -227,28 +228,16 @@ def load_summaries(directory: str) -> list:
     return [s for _, s in sorted(out, key=lambda x: x[0])]
 
 
-def run_dirs_of(paths) -> list:
-    """Run directories: a grid directory (grid.json) stands for every run directory below it."""
-    out = []
-    for p in paths:
-        if os.path.isfile(os.path.join(p, "grid.json")):
-            out += sorted(os.path.dirname(os.path.join(root, records.CONFIG)) for root, _d, files in os.walk(p)
-                          if records.CONFIG in files)
-        else:
-            out.append(p)
-    return out
-
-
 def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.run_summary", __doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories, or grid directories of gpu_check.sweep")
     p.add_argument("--out", required=True, metavar="DIR", help="summaries directory (docs/reproduction/summaries)")
 
     def body(args):
-        for d in run_dirs_of(args.runs):
+        for d in expand_runs(args.runs):
             if not os.path.isfile(os.path.join(d, records.CONFIG)):
                 raise cli.InputError(f"{d!r} is not a run directory: it has no {records.CONFIG}")
-        for name in write_summaries(run_dirs_of(args.runs), args.out):
+        for name in write_summaries(expand_runs(args.runs), args.out):
             print(name)
         return 0
 

@@ -170,10 +170,11 @@ def _edge_guard(seed_runs) -> tuple:
 def _landscape_claims() -> list:
     out = []
     parts = (("a", "loss_range", "loss range along the gradient",
-              "Lipschitzness of the loss: the loss changes at a smaller rate"),
+              "BatchNorm improves the Lipschitzness of the loss: the loss changes at a smaller rate."),
              ("b", "grad_change_max", "largest gradient change along the gradient",
-              "gradient predictiveness: the gradient changes less as one moves along it"),
-             ("c", "beta_eff", "effective beta-smoothness", 'the "effective" beta-smoothness is smaller'))
+              "BatchNorm improves gradient predictiveness: the gradient changes less as one moves along it."),
+             ("c", "beta_eff", "effective beta-smoothness", 'With BatchNorm the "effective" beta-smoothness is '
+              'smaller.'))
     for net, fig in (("vgg", "4"), ("dln", "10")):
         for panel, key, words, text in parts:
             ref = f"3.1-3.2, Fig. {fig}({panel})" + (", 11" if key == "grad_change_max" else "")
@@ -185,7 +186,7 @@ def _landscape_claims() -> list:
                         f"{EDGE_BAND:g} of {EDGE_OF_STABILITY:g} on every seed the reading is inconclusive "
                         "(gradient descent settles where beta*lr ~ 2, whatever the landscape)")
             out.append(Claim(
-                f"fig{fig}{panel}-{net}", ref, net, f"BatchNorm improves {text}.", ("none", "bn"),
+                f"fig{fig}{panel}-{net}", ref, net, text, ("none", "bn"),
                 Criterion(f"log10(median {words} of none / median of bn) over measured steps", Side.GREATER, 0.0,
                           why, min_seeds=len(R.JUDGED_SEEDS[net])),
                 _pair(lambda b, n, key=key: log_ratio(landscape(n, key), landscape(b, key))), guard=guard))

@@ -96,11 +96,11 @@ class Criterion:
             raise ValueError(f"min_seeds = {self.min_seeds}: an interval needs >= 2 seeds")
 
     def rule(self) -> str:
-        """'statistic > 0', '|statistic| < 0.477', ... for the documents."""
+        """'95% interval lies above 0', '... inside (-0.477, 0.477)', for the documents."""
         t = f"{self.threshold:.3g}"
         if self.side is Side.WITHIN:
-            return f"interval inside (-{t}, {t})"
-        return f"interval {self.side} {t}"
+            return f"95% interval lies inside (-{t}, {t})"
+        return f"95% interval lies {'above' if self.side is Side.GREATER else 'below'} {t}"
 
     def decide(self, iv: Interval) -> ClaimVerdict:
         """The verdict of the module docstring; inconclusive below ``min_seeds`` values."""

@@ -52,8 +52,9 @@ def criterion_text(claim: C.Claim) -> str:
     c = claim.criterion
     if c is None:
         return "-"
-    return (f"{c.rule()} for reproduced ({c.side} {c.threshold:.3g}); why: {c.why}; interval: t-interval over "
-            f"seeds (95%), or the range over seeds when a seed's value is infinite; at least {c.min_seeds} seeds")
+    return (f"reproduced when the {c.rule()}, not-reproduced when it lies wholly on the other side, inconclusive "
+            f"otherwise; why: {c.why}; interval: t-interval over seeds (95%), or the range over seeds when a seed's "
+            f"value is infinite; at least {c.min_seeds} seeds")
 
 
 def to_json(results) -> dict:

@@ -404,6 +404,8 @@ class LayerMeasurement:
     eps: float
     H_gg: np.ndarray        # (N,)
     H_vv: np.ndarray        # (N,)
+    H_yv: np.ndarray        # (N,)  y_hat^T H v  (thm-4.2/exact-epsilon)
+    H_yy: np.ndarray        # (N,)  y_hat^T H y_hat
     hess_bn_vv: np.ndarray  # (N,)
     lam: object             # (N,) ||X||_2 of the channel's input matrix, or None (see lam_note)
     lam_note: str = ""      # why lam is None
@@ -437,6 +439,24 @@ def quadratic_forms(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor
         Hu = torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True, is_grads_batched=True)[0]
         out.append((u * Hu).flatten(1).sum(1))
     return torch.cat(out)
+
+
+def hessian_vector_products(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """H u_k for each of the K vectors u_k (K, *wrt.shape) -> (K, *wrt.shape), H = d grad/d wrt
+    (``grad`` computed with create_graph); batched like ``quadratic_forms``."""
+    if wrt.dim() > 2:
+        return torch.stack([torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True)[0] for u in vectors])
+    per_chunk = max(1, _HVP_ELEMENTS // max(1, wrt.numel()))
+    return torch.cat([torch.autograd.grad(grad, wrt, grad_outputs=vectors[s:s + per_chunk], retain_graph=True,
+                                          is_grads_batched=True)[0]
+                      for s in range(0, vectors.shape[0], per_chunk)])
+
+
+def normalised(y: torch.Tensor, eps: float) -> torch.Tensor:
+    """y_hat = (y - mu)/sqrt(Var + eps) per channel (dim 1), the batch statistics of training-mode BatchNorm."""
+    dims = [d for d in range(y.dim()) if d != 1]
+    centred = y - y.mean(dims, keepdim=True)
+    return centred / torch.sqrt((centred**2).mean(dims, keepdim=True) + eps)
 
 
 def scalar_loss(loss) -> torch.Tensor:
@@ -481,13 +501,16 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dic
         else:
             lam, note = None, site.feeder_note
         gamma, beta, eps = affine_parameters(site.module)
+        Y = channel_vectors(normalised(y.detach(), float(eps)), chans)         # (n, *z.shape) y_hat
+        HY = hessian_vector_products(g_full, z, Y)                             # (n, *z.shape) H y_hat
+        H_yy, H_yv = (Y * HY).flatten(1).sum(1), (V * HY).flatten(1).sum(1)    # (n,), (n,)
         idx = torch.as_tensor(chans, device=y.device)
         out.append(LayerMeasurement(
             layer=name, channels=np.asarray(chans),
             y=_np(channel_rows(y, idx)), g=_np(channel_rows(g_full, idx)),
             grad_y_bn=_np(channel_rows(v_full, idx)),
             gamma=_np(gamma[idx]), beta=_np(beta[idx]), eps=eps,
-            H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), hess_bn_vv=_np(hess_vv),
+            H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), H_yv=_np(H_yv), H_yy=_np(H_yy), hess_bn_vv=_np(hess_vv),
             lam=lam, lam_note=note))
         if seconds is not None:              # _np moved the results to the CPU: the device is done
             seconds[name] = time.perf_counter() - t0
@@ -501,7 +524,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def evaluate_measurement(m: LayerMeasurement) -> list:
     """Every registry variant on one site's measurement, through the numeric layer."""
     q = bn_channel_quantities(m.y, m.g, m.gamma, m.beta, m.eps, grad_y_bn=m.grad_y_bn,
-                              H_gg=m.H_gg, H_vv=m.H_vv, hess_bn_vv=m.hess_bn_vv, lam=m.lam)
+                              H_gg=m.H_gg, H_vv=m.H_vv, H_yv=m.H_yv, H_yy=m.H_yy, hess_bn_vv=m.hess_bn_vv,
+                              lam=m.lam)
     return evaluate_all(q)
 
 

@@ -135,7 +135,7 @@ def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
     _validate(ex)
     number, vector, matrix = _convert(ops, ex)
     need = set(requires)
-    maxima_needed = bool(need & {"betaW_max", "betaW_hat_max"})
+    maxima_needed = bool(need & {"betaW_max", "betaW_hat_max", "betaW_hat0_max"})
     if maxima_needed and not isinstance(ops, IntervalOps):
         raise ValueError("the maxima of Theorem C.1 are certified in interval arithmetic only")
     H = matrix(ex["H"]) if "H" in ex else None
@@ -148,6 +148,10 @@ def bn_quantities(ex: dict, ops, requires=()) -> Quantities:
     if maxima_needed:
         q = q.with_values(betaW_max=ball_max_enclosure(ops, q.g, q.H, lam),
                           betaW_hat_max=ball_max_enclosure(ops, q.grad_y_bn, q.hess_bn, lam))
+        if "betaW_hat0_max" in need:      # the BN maximum at H = 0 (thm-c1/split-bound)
+            curvature_only = bn.hessian_bn_matrix(ops, ops.scale_matrix(number(Fraction(0)), q.H), q.g, q.y_hat,
+                                                  q.sigma, q.gamma, q.m)
+            q = q.with_values(betaW_hat0_max=ball_max_enclosure(ops, q.grad_y_bn, curvature_only, lam))
     return q
 
 
@@ -332,7 +336,7 @@ def certify_bn(statement, variant, inputs: dict, exact_first: bool = False) -> C
     (`exact_first`: it can also say EQUALITY, and decide a strict '<' at exact 0); otherwise,
     and when the exact sign is not decided, interval arithmetic."""
     ex = exact_inputs(inputs)
-    maxima = {"betaW_max", "betaW_hat_max"} & set(variant.requires)
+    maxima = {"betaW_max", "betaW_hat_max", "betaW_hat0_max"} & set(variant.requires)
     if variant.constraint is not None or (exact_first and not maxima):
         qe = bn_quantities(ex, SympyOps(), variant.requires)
         if variant.constraint is not None:

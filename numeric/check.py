@@ -23,7 +23,7 @@ from typing import Optional
 
 from numeric import certify
 from numeric.counterexample import USES_H, USES_LAMBDA, exact_sides
-from theory.statements import Statement, Variant
+from theory.statements import Statement, Variant, setting_of
 from theory.vocab import Setting, Verdict
 
 CHANNEL_KEYS = ("y", "g", "gamma", "beta", "eps", "H", "lambda")
@@ -190,16 +190,24 @@ def _result(statement, variant, cert, exact: dict) -> CheckResult:
 
 def check(statement: Statement, inputs: dict, variant: Optional[str] = None) -> tuple:
     """Every variant of `statement` (or the one named) on the user's exact inputs."""
-    setting = Setting(statement.setting)
+    raw = _unwrap(inputs)
+    # A variant may be evaluated in another setting than its statement's (obs-4.3/minima-preserved on the
+    # Lemma 4.5 toy model): a named variant uses its own; otherwise the statement's, or the one whose keys
+    # the inputs use, and only the variants of that setting are checked.
+    if variant:
+        variants = (statement.variant(variant),)
+        setting = setting_of(statement, variants[0])
+    else:
+        settings = list(dict.fromkeys([Setting(statement.setting)] + [setting_of(statement, v) for v in statement.variants]))
+        setting = next((s for s in settings if s in KEYS and not set(raw) - set(KEYS[s])), settings[0])
+        variants = tuple(v for v in statement.variants if setting_of(statement, v) is setting)
     if setting not in KEYS:
         raise CheckInputError(f"{statement.id} is evaluated on a whole network ({setting}), not on numbers "
                               f"one can type; theory.check takes the statements of the settings "
                               f"{', '.join(str(s) for s in KEYS)}")
-    raw = _unwrap(inputs)
     unknown = sorted(set(raw) - set(KEYS[setting]))
     if unknown:
         raise CheckInputError(f"unknown key {unknown[0]!r} for {statement.id} (its keys: {', '.join(KEYS[setting])})")
-    variants = (statement.variant(variant),) if variant else statement.variants
     if setting is Setting.TOY_REGRESSION:
         ex = toy_inputs(raw)
         return tuple(_result(statement, v, certify.certify_toy(statement, v, ex), {}) for v in variants)

@@ -525,13 +525,14 @@ SEARCHED = (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE, Setting.TOY_REGRESSION)
 
 @lru_cache(maxsize=None)
 def _search(statement_id: str, variant_name: str):
-    from theory.statements import get
+    from theory.statements import get, setting_of
     statement = get(statement_id)
     variant = statement.variant(variant_name)
-    if Setting(statement.setting) not in SEARCHED or Relation(variant.relation) is Relation.DEFINITION:
+    setting = setting_of(statement, variant)      # a variant may be evaluated in another setting (obs-4.3)
+    if setting not in SEARCHED or Relation(variant.relation) is Relation.DEFINITION:
         return None
     try:
-        if Setting(statement.setting) is Setting.TOY_REGRESSION:
+        if setting is Setting.TOY_REGRESSION:
             return _toy_counterexample(statement, variant)
         return _from_grid(statement, variant) or _from_families(statement, variant)
     except (ValueError, ArithmeticError) as err:

@@ -32,7 +32,7 @@ def _scalar_array(x, n, name):
 
 
 def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=None, H_gg=None,
-                          H_vv=None, hess_bn_vv=None, lam=None, full_matrices=False,
+                          H_vv=None, H_yv=None, H_yy=None, hess_bn_vv=None, lam=None, full_matrices=False,
                           weight_space_maxima=False) -> Quantities:
     """Quantities of N BatchNorm channels: validated float64 inputs for theory.quantities.channel_quantities.
 
@@ -68,7 +68,7 @@ def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=N
             raise bn.BatchNormInputError(f"H has shape {H.shape}, expected {(n, m, m)}")
         if not np.isfinite(H).all():
             raise bn.BatchNormInputError("H contains NaN or Inf")
-    for name, given in (("H_gg", H_gg), ("H_vv", H_vv), ("hess_bn_vv", hess_bn_vv)):
+    for name, given in (("H_gg", H_gg), ("H_vv", H_vv), ("H_yv", H_yv), ("H_yy", H_yy), ("hess_bn_vv", hess_bn_vv)):
         if given is not None:
             measured[name] = _scalar_array(given, n, name)
     if lam is not None:
@@ -91,4 +91,7 @@ def bn_channel_quantities(y, g, gamma, beta=0.0, eps=0.0, *, H=None, grad_y_bn=N
             hess_bn = bn.hessian_bn_matrix(OPS, H, g, values["y_hat"], values["sigma"], gamma, m)
         values["betaW_max"] = max_weight_space_smoothness(g, H, lam)
         values["betaW_hat_max"] = max_weight_space_smoothness(values["grad_y_bn"], hess_bn, lam)
+        # the BN maximum of the same network with H = 0 (only BatchNorm's own curvature): thm-c1/split-bound
+        curvature_only = bn.hessian_bn_matrix(OPS, np.zeros_like(H), g, values["y_hat"], values["sigma"], gamma, m)
+        values["betaW_hat0_max"] = max_weight_space_smoothness(values["grad_y_bn"], curvature_only, lam)
     return Quantities(OPS, values)

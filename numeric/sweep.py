@@ -296,7 +296,7 @@ def toy_chunk(seed: int, points: int, d: int, n: int):
 
 
 def _settings_of(statements):
-    return {s.setting for s in statements}
+    return {registry.setting_of(s, v) for s in statements for v in s.variants}
 
 
 def _jobs(statements, instances):
@@ -324,19 +324,19 @@ def run_job(job, statement_ids, seed) -> dict:
     kind, spec = job
     if kind == "bn":
         chunk = families.merge_chunks([families.sample_chunk(seed, c.group, c.head, c.m, c.n) for c in spec])
-        bn_variants = [(s, v) for s, v in variants if s.setting in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE)]
+        bn_variants = [(s, v) for s, v in variants if registry.setting_of(s, v) in (Setting.BN_CHANNEL, Setting.WEIGHT_SPACE)]
         evaluate_chunk(bn_variants, bn_evaluation(chunk, seed), accs)
     elif kind == "dln":
         depth, width, n = spec
         inst = dln.sample_dln(seed, n, depth, width)
-        net = [(s, v) for s, v in variants if s.setting == Setting.NETWORK]
+        net = [(s, v) for s, v in variants if registry.setting_of(s, v) is Setting.NETWORK]
         evaluate_chunk(net, ChunkEvaluation(dln.dln_quantities(inst), width, Setting.NETWORK,
                                             lambda i: dln_instance(inst, i),
                                             lambda index: dln.dln_quantities(_dln_take(inst, index))), accs)
     else:
         p, d, n = spec
         X, t, W0 = toy_chunk(seed, p, d, n)
-        toy = [(s, v) for s, v in variants if s.setting == Setting.TOY_REGRESSION]
+        toy = [(s, v) for s, v in variants if registry.setting_of(s, v) is Setting.TOY_REGRESSION]
         evaluate_chunk(toy, ChunkEvaluation(
             lemma45.toy_quantities_numpy(X, t, W0), d, Setting.TOY_REGRESSION,
             lambda i: dict(X=X[i], t=t[i], W0=W0[i]),

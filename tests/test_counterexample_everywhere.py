@@ -78,7 +78,7 @@ def test_the_report_rows_carry_the_searchs_counterexample():
     rows = numeric_report(statements, NumericRequest(instances=200, seed=3, workers=1, symbolic=SymbolicSource.OFF))
     violated = [r for r in rows if r.verdict is Verdict.VIOLATED]
     assert {(r.id, r.variant) for r in violated} == {("thm-4.1", "printed"), ("thm-4.1", "epsilon"),
-                                                     ("obs-4.3", "epsilon-batch-std")}
+                                                     ("obs-4.3", "epsilon-batch-std"), ("obs-4.3", "minima-preserved")}
     for r in violated:
         s = registry.get(r.id)
         assert r.counterexample == C.smallest_counterexample(s, s.variant(r.variant)).to_dict()

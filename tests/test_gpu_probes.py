@@ -154,6 +154,9 @@ def test_measured_gradient_and_hessian_forms_equal_the_numeric_layer_on_the_same
         assert np.all(np.abs(meas.grad_y_bn - q.grad_y_bn).max(1) <= tol * grad_scale)
         assert np.all(np.abs(meas.H_gg - q.H_gg) <= tol * g_sq * h_frob)
         assert np.all(np.abs(meas.H_vv - q.H_vv) <= tol * v_sq * h_frob)
+        yhat_sq = (q.y_hat**2).sum(1)
+        assert np.all(np.abs(meas.H_yy - q.H_yy) <= tol * yhat_sq * h_frob)
+        assert np.all(np.abs(meas.H_yv - q.H_yv) <= tol * np.sqrt(yhat_sq * v_sq) * h_frob)
         assert np.all(np.abs(meas.hess_bn_vv - q.hess_bn_vv) <= tol * v_sq * (hat_frob + h_frob * q.gamma**2 / q.sigma**2))
         # and the registry sees the same verdicts from both
         measured = {(r.statement_id, r.variant): r for r in evaluate_measurement(meas)}

@@ -30,3 +30,27 @@ def test_thm_4_2_part2_exact_has_no_certified_counterexample(inst):
 @example(S.as_float_instance(S.PINNED[("thm-4.2", "epsilon")]))
 def test_thm_4_2_epsilon_search_finds_only_certified_violations(inst):
     S.search_bn("thm-4.2", "epsilon", inst, must_hold=False)
+
+
+@S.SEARCH
+@given(S.instance_for(registry.get("thm-4.2").variant("part2-quadratic-form")))
+def test_thm_4_2_part2_quadratic_form_has_no_certified_counterexample(inst):
+    S.search_bn("thm-4.2", "part2-quadratic-form", inst, must_hold=True)
+
+
+@S.SEARCH
+@given(S.instance_for(registry.get("thm-4.2").variant("part2-main-text")))
+def test_thm_4_2_part2_main_text_search_finds_only_certified_violations(inst):
+    S.search_bn("thm-4.2", "part2-main-text", inst, must_hold=False)
+
+
+@S.SEARCH
+@given(S.instance_for(registry.get("thm-4.2").variant("exact")))
+def test_thm_4_2_exact_has_no_certified_counterexample(inst):
+    S.search_bn("thm-4.2", "exact", inst, must_hold=True)
+
+
+@S.SEARCH
+@given(S.instance_for(registry.get("thm-4.2").variant("exact-epsilon")))
+def test_thm_4_2_exact_epsilon_has_no_certified_counterexample(inst):
+    S.search_bn("thm-4.2", "exact-epsilon", inst, must_hold=True)

@@ -58,3 +58,9 @@ def test_thm_4_4_epsilon_search_finds_only_certified_violations(inst):
 @given(S.instance_for(registry.get("thm-4.4").variant("exact-epsilon")))
 def test_thm_4_4_exact_epsilon_has_no_certified_counterexample(inst):
     S.search_bn("thm-4.4", "exact-epsilon", inst, must_hold=True)
+
+
+@S.SEARCH
+@given(S.instance_for(registry.get("thm-c1").variant("split-bound")))
+def test_thm_c1_split_bound_has_no_certified_counterexample(inst):
+    S.search_bn("thm-c1", "split-bound", inst, must_hold=True)

@@ -81,7 +81,9 @@ def norm_sq(a):
 NAMES = [
     (r"\frac{\partial^2\widehat L}{\partial y\,\partial y}", " Hhat "),
     (r"\frac{\partial z}{\partial y}", " J "),
+    (r"\max_{\|X\|\le\lambda}\hat\beta_0(X)", " betaWhat0 "),
     (r"\max_{\|X\|\le\lambda}\hat\beta(X)", " betaWhat "),
+    (r"\nabla_{(W,\gamma,\beta)}\widehat L(W^*,\sigma^*,\mu^*)", " gradstar "),
     (r"\max_{\|X\|\le\lambda}\beta(X)", " betaW "),
     (r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)", " dist "),
     (r"\nabla_{y}\widehat{L}", " v "), (r"\nabla_y\widehat L", " v "),
@@ -89,7 +91,7 @@ NAMES = [
     (r"G'_{t,i}", " Gp "), (r"G_{t,i}", " G "),
     (r"\widehat H", " Hhat "), (r"\hat g_j", " gWhat "), (r"g_j", " gW "), (r"\mu_g", " mug "),
     (r"\mu_j", " mu "), (r"\sigma_j", " sigma "), (r"\hat y", " yhat "), (r"\bar g", " gbar "),
-    (r"\mathbf{1}", " one "), (r"\mathbf 1", " one "), (r"W_0", " W0 "), (r"W^*", " Wstar "),
+    (r"\mathbf{1}", " one "), (r"\mathbf 1", " one "), (r"W_0", " W0 "), (r"W^*_b", " Wstarb "), (r"W^*_c", " Wstarc "), (r"W^*", " Wstar "),
     (r"\gamma", " gamma "), (r"\sigma", " sigma "), (r"\lambda", " lam "), (r"\rho", " rho "),
     (r"\kappa", " kappa "), (r"\beta", " beta "), (r"\epsilon", " eps "),
     ("PHP", " P H P "), ("Hv", " H v "), ("Hg", " H g "),
@@ -204,7 +206,8 @@ def _bn_names(q):
     eye, M = Arr(sp.eye(m)), one * one.T
     names = dict(m=m, gamma=q.gamma, sigma=q.sigma, beta=q.beta, eps=q.eps, lam=q.lam, mu=q.mu, y=Arr(q.y),
                  g=g, yhat=yhat, one=one, v=v, J=Arr(q.jac_z_y), Hhat=Arr(q.hess_bn), H=Arr(q.H), I=eye, M=M,
-                 gW=q.gW_max, gWhat=q.gW_hat_max, betaW=q.betaW_max, betaWhat=q.betaW_hat_max)
+                 gW=q.gW_max, gWhat=q.gW_hat_max, betaW=q.betaW_max, betaWhat=q.betaW_hat_max,
+                 betaWhat0=q.betaW_hat0_max)
     names["P"] = eye - (yhat * yhat.T) / m - M / m
     names["gbar"] = g - one * (dot(one, g) / m)
     names["mug"] = dot(one, g) / m
@@ -217,14 +220,17 @@ def _bn_points(with_eps):
     calc = derive.derive_calculus(4, with_eps)
     for point in derive.rational_batch_points(calc, 2, seed=7):
         q = derive.symbolic_batch_quantities(calc, lam=derive.S.lam, point=point)
-        yield q.with_values(betaW_max=sp.Rational(37, 3), betaW_hat_max=sp.Rational(-5, 7))
+        yield q.with_values(betaW_max=sp.Rational(37, 3), betaW_hat_max=sp.Rational(-5, 7),
+                            betaW_hat0_max=sp.Rational(2, 9))
 
 
 def _toy_points():
     for X, t, W0 in (([[1, 0], [0, 1], [1, 1]], [1, 0, 0], [sp.Rational(1, 2), sp.Rational(3, 2)]),
                      ([[2, 1], [0, 1], [1, 3]], [1, 2, -1], [sp.Rational(-1, 3), 2])):
         q = lemma45.exact_quantities(X, t, W0)
-        yield q, dict(W0=Arr(q.W0), Wstar=Arr(q.W_star), dist=sp.sqrt(q.bn_opt_dist_sq))
+        yield q, dict(W0=Arr(q.W0), Wstar=Arr(q.W_star), Wstarb=Arr(q.W_star_bias), Wstarc=Arr(q.W_star_centred),
+                      dist=sp.sqrt(q.bn_opt_dist_sq), gradstar=Arr(q.bn_grad_at_w_star),
+                      zero=Arr(sp.zeros(*q.bn_grad_at_w_star.shape)))
 
 
 def _network_points():
@@ -237,9 +243,10 @@ def _network_points():
 
 
 def instances(statement, variant):
-    if statement.setting.value == "toy-regression":
+    setting = st.setting_of(statement, variant).value
+    if setting == "toy-regression":
         return list(_toy_points())
-    if statement.setting.value == "network":
+    if setting == "network":
         return list(_network_points())
     return [(q, _bn_names(q)) for q in _bn_points(variant.epsilon is EpsilonScope.POSITIVE)]
 
@@ -291,7 +298,11 @@ def latex_mismatches(statement, variant) -> list:
         for middle in values[1:-1]:
             if not agree(values[0], middle):
                 problems.append("a middle term of the chain differs from its left side")
-        if hypothesis is not None:
+        if hypothesis is not None and r"\le" in hypothesis:   # 'a <= b': the variant's condition is b - a (>= 0)
+            a, b = (evaluate(side, names) for side in hypothesis.split(r"\le"))
+            if variant.condition is None or not variant.condition_allows_zero or not agree(variant.condition(q), b - a):
+                problems.append("the hypothesis in the LaTeX is not the variant's condition (>= 0)")
+        elif hypothesis is not None:
             a, b = (evaluate(side, names) for side in hypothesis.split("="))
             scale = norm_sq(names["v"]) * norm_sq(names["g"])
             if not agree(variant.constraint(q), (a - b) * scale):
@@ -317,3 +328,18 @@ def test_a_wrong_coefficient_in_the_lambda_is_caught():
     printed = s.variant("printed")
     wrong = replace(printed, rhs=lambda q: printed.rhs(q) + q.lam**2 * st.g_dot_yhat(q) ** 2 * (q.gamma**2 / q.sigma**2) / 2)
     assert any("rhs differs" in p for p in latex_mismatches(s, wrong))
+
+
+def test_a_wrong_coefficient_in_the_exact_epsilon_identity_is_caught():
+    s = st.get("thm-4.2")
+    exact = s.variant("exact-epsilon")
+    wrong = replace(exact, latex=exact.latex.replace(r"\frac{3}{m}", r"\frac{2}{m}"))
+    assert wrong.latex != exact.latex
+    assert any("rhs differs" in p for p in latex_mismatches(s, wrong))
+
+
+def test_a_quadratic_form_hypothesis_that_is_not_the_condition_is_caught():
+    s = st.get("thm-4.2")
+    variant = s.variant("part2-quadratic-form")
+    wrong = replace(variant, condition=lambda q: q.H_vv - q.H_gg)
+    assert any("condition" in p for p in latex_mismatches(s, wrong))

@@ -202,7 +202,7 @@ def invariant_quantities(with_epsilon: bool) -> Quantities:
 # that needs one undetermined; the numeric layer decides it).
 _TRUST_REGION = ("the maxima over X are trust-region problems with no closed form in the invariants; decided "
                  "numerically with certified maximisers (numeric layer)")
-NO_CLOSED_FORM = {"betaW_max": _TRUST_REGION, "betaW_hat_max": _TRUST_REGION}
+NO_CLOSED_FORM = {"betaW_max": _TRUST_REGION, "betaW_hat_max": _TRUST_REGION, "betaW_hat0_max": _TRUST_REGION}
 
 
 def invariants_of_batch(calc: DerivedCalculus, H=None, point=None) -> dict:

@@ -19,6 +19,7 @@ import sympy as sp
 from numeric.counterexample import SearchFailure, smallest_counterexample
 from theory import cli
 from theory.fileio import atomic_write_text
+from theory.derive import NO_CLOSED_FORM
 from theory.statements import STATEMENTS
 from theory.verdicts import symbolic_verdicts
 from theory.vocab import Relation, Setting, Verdict
@@ -61,6 +62,22 @@ def _latex_value(value) -> str:
         rows = value if value and isinstance(value[0], list) else [[x] for x in value]
         return sp.latex(sp.Matrix([[sp.Rational(x) for x in row] for row in rows]))
     return sp.latex(sp.Rational(value))
+
+
+def _witness_lines(verdict) -> list:
+    """The exact witness the symbolic layer decided a variant on, where it is not a numeric
+    counterexample: a bound certificate (the maxima of Theorem C.1) or an exact toy-model gradient."""
+    def shown(v):
+        if isinstance(v, list):
+            return sp.latex(sp.Matrix([[sp.sympify(x) for x in row] for row in v]) if v and isinstance(v[0], list)
+                            else sp.Matrix([sp.sympify(x) for x in v]))
+        return sp.latex(sp.sympify(v)) if not isinstance(v, str) or v[:1].isdigit() or v[:1] == "-" and v[1:2].isdigit() else v
+    items = ", ".join(f"{k} = ${shown(v)}$" for k, v in verdict.witness.items())
+    return [f"Exact witness of the symbolic verdict (`theory.verdicts`): {items}.", ""]
+
+
+def _shows_symbolic_witness(statement, variant) -> bool:
+    return bool({"bn_grad_at_w_star"} & set(variant.requires)) or any(n in NO_CLOSED_FORM for n in variant.requires)
 
 
 def _counterexample_lines(statement, variant) -> list:
@@ -114,7 +131,13 @@ def statement_document(statement, verdicts) -> str:
             lines += [f"Fails / condition: {verdict.condition}", ""]
         lines += [f"Why: {verdict.reason}.  Covers: {verdict.covers}.", ""]
         if verdict.verdict is Verdict.VIOLATED:
+            if verdict.witness and _shows_symbolic_witness(s, v):
+                lines += _witness_lines(verdict)
             lines += _counterexample_lines(s, v)
+    for remark in s.remarks:
+        lines += [f"## {remark.title}", "", remark.text, "", "$$", remark.latex, "$$", "",
+                  "(Checked exactly against the registry's sides in the invariant algebra: "
+                  "tests/test_statement_readings.py.)", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -84,7 +84,8 @@ def evaluate_variant(statement: Statement, variant: Variant, q) -> VariantResult
         rhs = variant.rhs(q) if variant.rhs is not None else None
         applicable = variant.epsilon.admits(_broadcast(q.values.get("eps", 0.0), n))
         if variant.condition is not None:
-            applicable &= _broadcast(variant.condition(q), n) > 0
+            condition = _broadcast(variant.condition(q), n)
+            applicable &= (condition >= 0) if variant.condition_allows_zero else (condition > 0)
         m = _size_m(q, n)
         if relation is Relation.DEFINITION:
             lhs_v = _flat_norm(lhs) if _is_tensor(lhs, n) else _broadcast(lhs, n)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from theory import symbols as S
+from theory import bn, symbols as S
 from theory.ops import InvariantOps, NumpyOps, SympyOps
 from theory.quantities import Quantities
 from theory.vocab import Verdict
@@ -46,6 +46,34 @@ def optima(ops, X, t, n):
     Xc = ops.centre_rows(X, n)
     tc = t - ops.scale(ops.total(t) / n, ops.ones_like(t))
     return W_star, ops.solve(ops.gram(Xc), ops.rmatvec(Xc, tc))
+
+
+def standard_optimum_with_bias(ops, X, t):
+    """The weights of the optimum of y = W x + b: the least-squares solution of [X, 1] (W, b) = t, its
+    first d entries.  By the normal equation of b they solve the centred problem: they equal d."""
+    Xa = ops.with_ones_column(X)
+    return ops.leading(ops.solve(ops.gram(Xa), ops.rmatvec(Xa, t)), X.shape[-1])
+
+
+def standard_optimum_centred_inputs(ops, X, t, n):
+    """The optimum of y = W x (no bias) on the centred inputs x_i - mean_j x_j, against the
+    uncentred targets: (X_c^T X_c)^{-1} X_c^T t, equal to d since X_c^T 1 = 0."""
+    Xc = ops.centre_rows(X, n)
+    return ops.solve(ops.gram(Xc), ops.rmatvec(Xc, t))
+
+
+def bn_gradient_at_standard_optimum(ops, X, t, n, W_star):
+    """nabla_{(W, gamma, beta)} L_hat at (W*, gamma = sigma(W* X), beta = mu(W* X)), as (dW, dgamma, dbeta).
+
+    L_hat(W, gamma, beta) = sum_i (gamma y_hat_i + beta - t_i)^2, y = X W, y_hat = (y - mu)/sigma
+    (eps = 0).  At the witness of Observation 4.3 z = y* = X W*, so with r = y* - t:
+        dbeta = 2 <1, r>,  dgamma = 2 <y_hat, r>,  dW = 2 (gamma/sigma) X^T P r = 2 X^T P r,
+    P r = r - 1<1,r>/n - y_hat<y_hat,r>/n (Fact C.2 over the n data points)."""
+    y = ops.matvec(X, W_star)                                              # (N, n) standard outputs
+    _, sigma, y_hat = bn.batch_statistics(ops, y, n, 0)
+    r = y - t                                                              # (N, n) residual (z = y)
+    Pr = bn.project_out_mean_and_yhat(ops, r, y_hat, n)
+    return ops.append_scalars(ops.scale(2, ops.rmatvec(X, Pr)), 2 * ops.dot(y_hat, r), 2 * ops.total(r))
 
 
 def distance_sq_to_bn_optima(ops, W0, direction):
@@ -85,10 +113,21 @@ def exact_optima(X, t) -> ToyOptima:
 
 
 def exact_quantities(X, t, W0) -> Quantities:
+    """The toy model's quantities, exactly.  ``bn_grad_at_w_star`` is absent where W* X is constant
+    (BatchNorm is undefined there); ``gram_condition`` is 1 (exact arithmetic has no rounding to scale)."""
     opt = exact_optima(X, t)
     W0 = sp.Matrix(W0)
-    return Quantities(EXACT_OPS, dict(W0=W0, W_star=opt.W_star,
-                                      bn_opt_dist_sq=distance_sq_to_bn_optima(EXACT_OPS, W0, opt.bn_direction)))
+    n = opt.X.shape[0]
+    y_star = opt.X * opt.W_star
+    grad = None
+    if any(e != y_star[0] for e in y_star):
+        grad = bn_gradient_at_standard_optimum(EXACT_OPS, opt.X, opt.t, n, opt.W_star).applyfunc(sp.radsimp)
+    return Quantities(EXACT_OPS, dict(
+        W0=W0, W_star=opt.W_star,
+        W_star_bias=standard_optimum_with_bias(EXACT_OPS, opt.X, opt.t),
+        W_star_centred=standard_optimum_centred_inputs(EXACT_OPS, opt.X, opt.t, n),
+        bn_opt_dist_sq=distance_sq_to_bn_optima(EXACT_OPS, W0, opt.bn_direction),
+        bn_grad_at_w_star=grad, bn_grad_scale=sp.Integer(1), gram_condition=sp.Integer(1)))
 
 
 @dataclass(frozen=True)
@@ -107,14 +146,10 @@ class Counterexample:
                 "bn_optimum_direction": list(self.bn_direction), "lhs": self.lhs, "rhs": self.rhs}
 
 
-def minimal_counterexample(variant=None):
-    """The first violated instance (None if there is none in the range), in order of growing integer size, with W_0 = W*.
-
-    X ranges over 3 x 2 matrices with entries in {0, 1}, t over {0, 1}^3; W_0 = W* satisfies
-    <W_0, W*> > 0 and makes the right side 0, so any W* off the BN ray is a counterexample.
-    """
-    from theory.statements import get
-    variant = variant or get("lemma-4.5").variant("printed")
+def small_instances():
+    """(X, t, optima) of the exhaustive range, in order of growing integer size: X over 3 x 2 matrices
+    with entries in {0, 1}, t over {0, 1}^3; models without unique optima, or with W* = 0 (where
+    BatchNorm of W* X is undefined), are left out."""
     for entries in itertools.product((0, 1), repeat=6):
         X = sp.Matrix(3, 2, entries)
         for targets in itertools.product((0, 1), repeat=3):
@@ -122,14 +157,58 @@ def minimal_counterexample(variant=None):
                 opt = exact_optima(X, targets)
             except ToyModelError:
                 continue
-            q = exact_quantities(X, targets, opt.W_star)
-            if variant.condition(q) <= 0:
+            if all(e == 0 for e in opt.W_star):
                 continue
+            yield X, targets, opt
+
+
+def exact_verdicts(variant, W0_of=lambda opt: opt.W_star):
+    """(instance, q, verdict) over the exhaustive range, exactly; W_0 = W* unless ``W0_of`` says otherwise.
+    Instances where the variant's quantities are absent or its condition fails are skipped."""
+    for X, targets, opt in small_instances():
+        q = exact_quantities(X, targets, W0_of(opt))
+        if not q.has(variant.requires):
+            continue
+        if variant.condition is not None:
+            c = sp.sign(variant.condition(q))
+            if c < 0 or (c == 0 and not variant.condition_allows_zero):
+                continue
+        slack = variant.relation.slack(variant.lhs(q), variant.rhs(q))
+        yield (X, targets, opt), q, variant.relation.verdict_of_sign(int(sp.sign(sp.radsimp(slack))))
+
+
+def minimal_counterexample(variant=None):
+    """The first violated instance of the exhaustive range (``small_instances``; None if there is none),
+    with W_0 = W*: W_0 = W* satisfies <W_0, W*> > 0 and makes Lemma 4.5's right side 0, so any W* off
+    the BN ray is a counterexample there."""
+    from theory.statements import get
+    variant = variant or get("lemma-4.5").variant("printed")
+    for (X, targets, opt), q, verdict in exact_verdicts(variant):
+        if verdict is Verdict.VIOLATED:
             lhs, rhs = variant.lhs(q), variant.rhs(q)
-            slack = variant.relation.slack(lhs, rhs)
-            if variant.relation.verdict_of_sign(int(sp.sign(slack))) is Verdict.VIOLATED:
-                return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs, slack)
+            return Counterexample(X, sp.Matrix(targets), opt.W_star, opt.W_star, opt.bn_direction, lhs, rhs,
+                                  variant.relation.slack(lhs, rhs))
     return None
+
+
+def bias_weights_solve_the_centred_problem(n: int, d: int) -> bool:
+    """Exact, for a symbolic X (n x d), t and any w: the normal equations of y = W x + b at
+    (w, b = mean(t) - mean(x)^T w) are those of the centred problem, X_c^T (X_c w - t_c) = 0,
+    and the bias equation holds identically.  So the weights of the with-bias optimum (and the
+    no-bias optimum on centred inputs, X_c^T t = X_c^T t_c) are the BN optimum direction d."""
+    X = sp.Matrix(n, d, lambda i, j: sp.Symbol(f"x{i}{j}", real=True))
+    t = sp.Matrix(sp.symbols(f"t0:{n}", real=True))
+    w = sp.Matrix(sp.symbols(f"w0:{d}", real=True))
+    ops = EXACT_OPS
+    Xc = ops.centre_rows(X, n)
+    tc = t - sp.ones(n, 1) * sum(t) / n
+    mean_x = (sp.ones(1, n) * X).T / n
+    b = sum(t) / n - (mean_x.T * w)[0, 0]
+    residual = ops.with_ones_column(X).T * (X * w + sp.ones(n, 1) * b - t)   # normal equations of [X, 1]
+    centred = Xc.T * (Xc * w - tc)
+    centred_no_bias = Xc.T * (Xc * w - t)                                     # centred inputs, raw targets
+    return all(sp.expand(e) == 0 for e in list(residual[:d, :] - centred) + [residual[d, 0]]
+               + list(centred_no_bias - centred))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +238,18 @@ def toy_quantities_numpy(X, t, W0) -> Quantities:
         if not np.isfinite(a).all():
             raise ToyModelError(f"{name} contains NaN or Inf")
     ops = NumpyOps()
-    W_star, direction = optima(ops, X, t, X.shape[1])                        # (N, d), (N, d)
-    return Quantities(ops, dict(W0=W0, W_star=W_star, bn_opt_dist_sq=distance_sq_to_bn_optima(ops, W0, direction),
-                                bn_direction=direction))
+    n = X.shape[1]
+    W_star, direction = optima(ops, X, t, n)                                 # (N, d), (N, d)
+    Xc = ops.centre_rows(X, n)
+    cond = np.linalg.cond(ops.gram(Xc))                                      # (N,) of the centred Gram matrix
+    with np.errstate(divide="ignore", invalid="ignore"):                     # a constant W* X gives NaN: undefined
+        grad = bn_gradient_at_standard_optimum(ops, X, t, n, W_star)        # (N, d + 2)
+    y_star = ops.matvec(X, W_star)
+    # |terms| of the gradient: residual sizes times (sqrt(n) + 3 ||X||_F) (the sums and X^T P r), squared
+    # for the squared norm, times the conditioning of the solve that produced W*
+    grad_size = 2 * (np.sqrt(ops.vec_sq(y_star)) + np.sqrt(ops.vec_sq(t))) * (np.sqrt(n) + 3 * np.sqrt(ops.frob_sq(X)))
+    return Quantities(ops, dict(
+        W0=W0, W_star=W_star, W_star_bias=standard_optimum_with_bias(ops, X, t),
+        W_star_centred=standard_optimum_centred_inputs(ops, X, t, n),
+        bn_opt_dist_sq=distance_sq_to_bn_optima(ops, W0, direction), bn_direction=direction,
+        bn_grad_at_w_star=grad, bn_grad_scale=grad_size**2 * cond, gram_condition=cond))

@@ -107,6 +107,18 @@ class NumpyOps:
     def positive_part(x):
         return np.maximum(x, 0.0)
 
+    @staticmethod
+    def with_ones_column(X):  # [X, 1], (N, n, d + 1): the inputs of a layer with a bias
+        return np.concatenate([X, np.ones(X.shape[:-1] + (1,))], axis=-1)
+
+    @staticmethod
+    def leading(w, k):  # the first k entries, (N, k)
+        return w[..., :k]
+
+    @staticmethod
+    def append_scalars(a, *scalars):  # (N, k) and s scalars (N,) -> (N, k + s)
+        return np.concatenate([a, np.stack(scalars, axis=-1)], axis=-1)
+
 
 class TorchOps:
     """The same operations on torch tensors (float64 in the tests)."""
@@ -240,6 +252,18 @@ class SympyOps:
     @staticmethod
     def positive_part(x):
         return sp.Max(x, 0)
+
+    @staticmethod
+    def with_ones_column(X):
+        return X.row_join(sp.ones(X.shape[0], 1))
+
+    @staticmethod
+    def leading(w, k):
+        return w[:k, :]
+
+    @staticmethod
+    def append_scalars(a, *scalars):
+        return a.col_join(sp.Matrix(scalars))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,10 +40,14 @@ QUANTITY_DOC = {
     "hess_bn_vv": "measured v^T (d^2 L_hat/dy^2) v with v = grad_y_bn",
     "H_vv": "v^T H v with v = grad_y_bn",
     "H_gg": "g^T H g",
+    "H_yv": "y_hat^T H v with v = grad_y_bn (probes: one Hessian-vector product H y_hat, dotted with v)",
+    "H_yy": "y_hat^T H y_hat (probes: the same product H y_hat, dotted with y_hat)",
     "gW_max": "measured max_{||X||_2<=lam} ||nabla_W L||^2 (non-BN network)",
     "gW_hat_max": "measured max_{||X||_2<=lam} ||nabla_W L_hat||^2 (BN network)",
     "betaW_max": "measured max_{||X||_2<=lam} (dL/dW)^T (d^2L/dW^2) (dL/dW) (non-BN)",
     "betaW_hat_max": "measured max_{||X||_2<=lam} of the same for the BN network",
+    "betaW_hat0_max": ("measured max_{||X||_2<=lam} of the same for the BN network with H = 0 (BatchNorm's own "
+                       "curvature only)"),
     # toy regression model for Lemma 4.5
     "W0": "initialisation W_0",
     "W_star": "closest optimum of the standard network",
@@ -86,7 +90,8 @@ class Quantities:
 
 # Measured values a caller may supply (SymPy differentiation of the definition, autograd on the
 # network); each one missing is computed from the closed forms of theory.bn.
-MEASURED = ("grad_y_bn", "jac_z_y", "hess_bn", "hess_bn_vv", "H_frob", "H_gg", "H_vv", "gW_max", "gW_hat_max")
+MEASURED = ("grad_y_bn", "jac_z_y", "hess_bn", "hess_bn_vv", "H_frob", "H_gg", "H_vv", "H_yv", "H_yy",
+            "gW_max", "gW_hat_max")
 # The m x m matrices, built only on request (O(m^3) per instance).
 MATRICES = ("jac_z_y", "hess_bn")
 
@@ -110,7 +115,8 @@ def channel_quantities(ops, m, gamma, g, *, y=None, beta=None, eps=None, statist
                    where the caller holds them in another form (sigma as the symbol defined by
                    sigma^2 = Var + eps; y_hat as a basis vector of the invariant algebra).
     H              d^2L/dz^2 at z, in any form ``ops.bilinear`` accepts: gives H, H_frob (where
-                   ops can square a matrix), H_gg = g^T H g, H_vv = v^T H v and hess_bn_vv.
+                   ops can square a matrix), H_gg = g^T H g, H_vv = v^T H v, H_yv = y_hat^T H v,
+                   H_yy = y_hat^T H y_hat and hess_bn_vv.
     lam            the bound on ||X||_2: gives lam, gW_max and gW_hat_max.
     measured       {name: value} among MEASURED, used as given; the forms of a measured matrix
                    come from it (hess_bn_vv = v^T hess_bn v for a measured hess_bn).
@@ -146,11 +152,13 @@ def channel_quantities(ops, m, gamma, g, *, y=None, beta=None, eps=None, statist
             put("H_frob", lambda: ops.sqrt(ops.frob_sq(H)))
         put("H_gg", lambda: ops.bilinear(H, g, g))
         put("H_vv", lambda: ops.bilinear(H, v, v))
+        put("H_yv", lambda: ops.bilinear(H, y_hat, v))
+        put("H_yy", lambda: ops.bilinear(H, y_hat, y_hat))
     if "hess_bn" in measured:
         put("hess_bn_vv", lambda: ops.bilinear(measured["hess_bn"], v, v))
     elif H is not None:
         put("hess_bn_vv", lambda: bn.hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, v, v))
-    for name in ("H_frob", "H_gg", "H_vv", "hess_bn_vv"):
+    for name in ("H_frob", "H_gg", "H_vv", "H_yv", "H_yy", "hess_bn_vv"):
         if name in measured:
             values[name] = measured[name]
     if lam is not None:

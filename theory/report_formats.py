@@ -159,6 +159,8 @@ def errata_markdown(errata) -> str:
             for v in others:
                 out.append(f"- `{v.name}` ({v.relation}, {e.symbolic[v.name]}): {v.note}.  $ {v.latex} $")
             out.append("")
+        for remark in s.remarks:
+            out += [f"{remark.title}: {remark.text}", "", f"$$ {remark.latex} $$", ""]
         for cause in dict.fromkeys(v.cause for v, _ in e.failures if v.cause):
             out += [f"Most likely cause: {cause}", ""]
     return "\n".join(out).rstrip() + "\n"

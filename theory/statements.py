@@ -44,6 +44,8 @@ class Variant:
     epsilon: EpsilonScope = EpsilonScope.ZERO   # which BatchNorm epsilon the variant is about
     extra_hypotheses: tuple = ()      # beyond the statement's own, in words
     condition: Optional[Callable] = None   # q -> scalar that must be > 0 (an extra hypothesis)
+    # The condition may also be 0 (a non-strict hypothesis "condition >= 0").
+    condition_allows_zero: bool = False
     constraint: Optional[Callable] = None  # q -> scalar that must be == 0 (an extra hypothesis)
     # Magnitude of the terms that cancel in the slack (for the rounding tolerance, see
     # theory.evaluate); None means |LHS| + |RHS|.
@@ -53,12 +55,17 @@ class Variant:
     cause: str = ""
     # The variant this one restates for BatchNorm with epsilon > 0 (set by epsilon_variant).
     derived_from: str = ""
+    # Where this variant's quantities come from, when not the statement's own setting (a sentence
+    # of Observation 4.3 is evaluated on the Lemma 4.5 toy model).
+    setting: Optional[Setting] = None
 
     def __post_init__(self):
         # Relation("<=") and EpsilonScope("zero") accept the words too, and reject anything else
         # with a ValueError naming the value.
         object.__setattr__(self, "relation", Relation(self.relation))
         object.__setattr__(self, "epsilon", EpsilonScope(self.epsilon))
+        if self.setting is not None:
+            object.__setattr__(self, "setting", Setting(self.setting))
 
 
 def epsilon_variant(base: Variant, note: str, *, name: str = "epsilon", latex: Optional[str] = None,
@@ -104,6 +111,19 @@ class Connecting:
 
 
 @dataclass(frozen=True)
+class Remark:
+    """A derived formula shown beside a statement's variants (docs and errata): ``formula`` is the
+    closed form shown in ``latex``, ``equals`` what it is a closed form of (both q -> value); a test
+    checks that they agree exactly in the invariant algebra (``with_epsilon`` says which)."""
+    title: str
+    latex: str
+    text: str
+    formula: Callable
+    equals: Callable
+    with_epsilon: bool = True
+
+
+@dataclass(frozen=True)
 class Source:
     section: str
     equations: str
@@ -124,6 +144,7 @@ class Statement:
     reading: str
     hypotheses: tuple
     variants: tuple = field(default_factory=tuple)
+    remarks: tuple = ()     # Remark: derived formulas shown beside the variants
 
     def __post_init__(self):
         object.__setattr__(self, "kind", Kind(self.kind))
@@ -145,6 +166,11 @@ class Statement:
         raise UnknownStatementError(
             f"statement {self.id!r} has no variant {name!r}; its variants are: "
             + ", ".join(v.name for v in self.variants))
+
+
+def setting_of(statement: "Statement", variant: Variant) -> Setting:
+    """The setting a variant is evaluated in: its own where it names one, else its statement's."""
+    return variant.setting if variant.setting is not None else statement.setting
 
 
 class UnknownStatementError(KeyError):
@@ -421,6 +447,71 @@ def _thm42_scale(q):
 
 THM42_REQ = BN_INPUTS + ("grad_y_bn", "hess_bn_vv", "H_vv")
 
+
+def _quadratic_form_gap(q):
+    """g^T H g - v^T H v: >= 0 is the quadratic-form reading of 'H preserves the relative norms'."""
+    return q.H_gg - q.H_vv
+
+
+def _yhat_v_over_m(q):
+    """c = <y_hat, v>/m: P v = v - c y_hat (<1, v> = 0 for every eps); c = 0 exactly when eps = 0."""
+    return q.ops.dot(q.y_hat, q.grad_y_bn) / q.m
+
+
+def _thm42_curvature_term(q):
+    """sum_b g_b v^T (d^2 z_b/dy^2) v for any eps >= 0 (theory.bn.hessian_bn_bilinear at a = b = v,
+    with <1, v> = 0):  2<g,v><y_hat,v> + <g,y_hat>||v||^2 - (3/m)<g,y_hat><y_hat,v>^2."""
+    o = q.ops
+    yv = o.dot(q.y_hat, q.grad_y_bn)
+    return 2 * o.dot(q.g, q.grad_y_bn) * yv + g_dot_yhat(q) * grad_bn_norm_sq(q) - 3 * g_dot_yhat(q) * yv**2 / q.m
+
+
+def _thm42_exact_epsilon_rhs(q):
+    # (gamma^2/sigma^2)(Pv)^T H (Pv) - gamma/(m sigma^2) [curvature], (Pv)^T H (Pv) = H_vv - 2c H_yv + c^2 H_yy
+    c = _yhat_v_over_m(q)
+    H_PvPv = q.H_vv - 2 * c * q.H_yv + c**2 * q.H_yy
+    return (q.gamma**2 / q.sigma**2) * H_PvPv - q.gamma / (q.m * q.sigma**2) * _thm42_curvature_term(q)
+
+
+def _thm42_exact_epsilon_scale(q):
+    """The terms of the identity: those of the first display, the two new H forms and the curvature terms."""
+    o = q.ops
+    c = o.abs(_yhat_v_over_m(q))
+    yv = o.abs(o.dot(q.y_hat, q.grad_y_bn))
+    gy = o.abs(g_dot_yhat(q))
+    curvature = 2 * o.abs(o.dot(q.g, q.grad_y_bn)) * yv + gy * grad_bn_norm_sq(q) + 3 * gy * yv**2 / q.m
+    return (_thm42_scale(q) + (q.gamma**2 / q.sigma**2) * (2 * c * o.abs(q.H_yv) + c**2 * o.abs(q.H_yy))
+            + o.abs(q.gamma) / (q.m * q.sigma**2) * curvature)
+
+def thm42_first_display_epsilon_slack(q):
+    """The slack (RHS - LHS) of thm-4.2's first display for eps > 0, in rho = ||y_hat||^2/m = Var/(Var + eps):
+    every term carries the factor 1 - rho, through <y_hat, v> = (gamma/sigma)(1 - rho)<g, y_hat>."""
+    o = q.ops
+    rho = yhat_norm_ratio(q)
+    gy = g_dot_yhat(q)
+    k = (1 - rho) * q.gamma * gy / (q.m * q.sigma)            # c = <y_hat, v>/m
+    return (1 - rho) * q.gamma**2 * gy / (q.m * q.sigma**3) * (
+        q.gamma * (2 * q.H_yv - k * q.H_yy) + 2 * o.dot(q.g, q.grad_y_bn) - 3 * k * gy)
+
+
+def _thm42_first_display_slack_from_identity(q):
+    """RHS of the first display minus its exact left side (the exact-epsilon identity's right side)."""
+    return _thm42_part1_rhs(q) - _thm42_exact_epsilon_rhs(q)
+
+
+THM42_EPSILON_REMARK = Remark(
+    "How the first display fails for epsilon > 0",
+    (r"\frac{\gamma^{2}}{\sigma^{2}}v^\top Hv - \frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\|v\|^2 - v^\top\widehat Hv"
+     r" = (1-\rho)\,\frac{\gamma^2\langle g,\hat y\rangle}{m\sigma^3}\Big[\gamma\big(2\,\hat y^\top Hv - k\,\hat y^\top H\hat y\big)"
+     r" + 2\langle g,v\rangle - 3k\langle g,\hat y\rangle\Big],\quad k = \frac{(1-\rho)\gamma\langle g,\hat y\rangle}{m\sigma},"
+     r"\quad \rho = \frac{\mathrm{Var}(y)}{\mathrm{Var}(y)+\epsilon}"),
+    ("The slack of the first display (RHS - LHS) for BatchNorm with epsilon > 0, from the exact-epsilon identity: "
+     "every term carries 1 - rho = eps/(Var + eps), so the display holds with equality at eps = 0 and fails, "
+     "by a relative amount of order eps/Var, in either direction as eps grows (the sign follows <g, y_hat> and "
+     "y_hat^T H v)."),
+    thm42_first_display_epsilon_slack, _thm42_first_display_slack_from_identity)
+
+
 THM_4_2 = Statement(
     id="thm-4.2",
     title="The effect of BN to smoothness",
@@ -455,8 +546,34 @@ THM_4_2 = Statement(
                 extra_hypotheses=("H preserves the relative norms of g and v (as in printed-part2)",),
                 constraint=_relative_norm_constraint, constraint_scale=_relative_norm_scale,
                 scale=_thm42_scale),
+        Variant("part2-quadratic-form", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2}\Big(g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)\ \text{ if } v^\top Hv \le g^\top Hg",
+                "the second display, its hypothesis read as a comparison of quadratic forms: v^T H v <= g^T H g", Relation.LE,
+                lambda q: q.hess_bn_vv, _thm42_part2_rhs, THM42_REQ + ("H_gg",),
+                extra_hypotheses=("H does not enlarge the quadratic form of v beyond that of g: v^T H v <= g^T H g",),
+                condition=_quadratic_form_gap, condition_allows_zero=True,
+                scale=_thm42_scale),
+        Variant("part2-main-text", r"v^\top\widehat H v \le \frac{\gamma^2}{\sigma^2}\Big(g^\top H g - \frac{1}{m\gamma}\langle g,\hat y\rangle\|v\|^2\Big)",
+                "the second display in the main text's wording: there nabla_{y_j} L = g_hat_j, so 'H preserves the relative "
+                "norms of g_hat_j and nabla_{y_j} L' compares g with itself and is vacuous; the display is then claimed for "
+                "every H", Relation.LE,
+                lambda q: q.hess_bn_vv, _thm42_part2_rhs, THM42_REQ + ("H_gg",),
+                scale=_thm42_scale,
+                cause=("With the hypothesis vacuous the display needs v^T H v <= g^T H g, which fails for H = I whenever "
+                      "||v|| > ||g|| (gamma > sigma): the slack is (gamma^2/sigma^2)(g^T H g - v^T H v).")),
         epsilon_variant(THM_4_2_PRINTED, "the first display for BatchNorm with epsilon > 0 (v is then not orthogonal to y_hat)"),
+        THM_4_2_EXACT := Variant(
+            "exact", (r"v^\top\widehat H v = \frac{\gamma^2}{\sigma^2}\big(v^\top Hv - 2c\,\hat y^\top Hv + c^2\,\hat y^\top H\hat y\big)"
+                      r" - \frac{\gamma}{m\sigma^2}\Big(2\langle g,v\rangle\langle\hat y,v\rangle + \langle g,\hat y\rangle\|v\|^2"
+                      r" - \frac{3}{m}\langle g,\hat y\rangle\langle\hat y,v\rangle^2\Big),\quad c = \frac{\langle\hat y,v\rangle}{m}"),
+            "the exact identity behind the first display: v^T H_hat v in terms of v^T H v, y_hat^T H v, y_hat^T H y_hat "
+            "(through (Pv)^T H (Pv), Pv = v - c y_hat) and BatchNorm's curvature; at eps = 0, c = 0 and <y_hat, v> = 0, "
+            "so it is the first display with equality", Relation.EQ,
+            lambda q: q.hess_bn_vv, _thm42_exact_epsilon_rhs, THM42_REQ + ("H_yv", "H_yy"),
+            scale=_thm42_exact_epsilon_scale),
+        epsilon_variant(THM_4_2_EXACT, "the exact identity for epsilon > 0 (torch's BatchNorm), where c and <y_hat, v> "
+                        "are not 0: what the trajectory probes check along training", name="exact-epsilon"),
     ),
+    remarks=(THM42_EPSILON_REMARK,),
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +585,11 @@ def _obs43_witness_output(gamma_of):
         # z of the BN layer with the witness configuration gamma = gamma_of(q), beta = mu
         return bn.bn_forward(q.ops, q.y, q.m, gamma_of(q), q.mu, q.eps)
     return lhs
+
+
+def _obs43_minima_lhs(q):
+    """||nabla_{(W, gamma, beta)} L_hat||^2 at (W*, gamma = sigma(W* X), beta = mu(W* X)) (theory.lemma45)."""
+    return q.ops.vec_sq(q.bn_grad_at_w_star)
 
 
 def _obs43_scale(q):
@@ -497,6 +619,16 @@ OBS_4_3 = Statement(
                         latex=r"\gamma = \sqrt{\mathrm{Var}(y)}\ (\text{the batch std}),\ \beta = \mu_j \implies z = y\ \text{under}\ \epsilon > 0",
                         lhs=_obs43_witness_output(lambda q: q.ops.sqrt(q.sigma**2 - q.eps)),
                         cause="With epsilon > 0 the witness must be gamma = sqrt(Var + eps), not the batch standard deviation."),
+        Variant("minima-preserved", r"\|\nabla_{(W,\gamma,\beta)}\widehat L(W^*,\sigma^*,\mu^*)\|^2 = 0",
+                "the second sentence, strong reading: an optimum W* of the standard network, with the witness "
+                "gamma = sigma(W* X), beta = mu(W* X), is an optimum (so a critical point) of the BN network; "
+                "evaluated exactly on the Lemma 4.5 toy model (theory.lemma45)", Relation.EQ,
+                _obs43_minima_lhs, lambda q: 0 * _obs43_minima_lhs(q), ("bn_grad_at_w_star", "bn_grad_scale"),
+                setting=Setting.TOY_REGRESSION,
+                scale=lambda q: q.bn_grad_scale,
+                cause=("The witness reproduces the standard network's outputs, so it attains the same loss value, but the "
+                      "BN network has the extra directions gamma and beta: at a standard optimum without a bias the "
+                      "residual need not sum to 0, and dL_hat/dbeta = 2 sum_i (z_i - t_i) != 0.")),
     ),
 )
 
@@ -602,6 +734,19 @@ def _thmc1_scale(q):
     return (q.gamma**2 / q.sigma**2) * lam4 * (q.ops.abs(_kappa(q)) + q.ops.abs(h))
 
 
+def _thmc1_split_rhs(q):
+    return (q.gamma**4 / q.sigma**4) * q.betaW_max + q.betaW_hat0_max
+
+
+def _thmc1_split_scale(q):
+    """Each maximum is a trust-region value computed to rounding of |A| (lambda^2 ||u||)^2 (numeric.maxima);
+    |A| <= (gamma^2/sigma^2)||H||_F + the curvature part for the BN network, ||H||_F for the standard one."""
+    lam4 = q.lam**4
+    h = q.H_frob if q.has(("H_frob",)) else 0
+    return lam4 * ((q.gamma**4 / q.sigma**4) * h * g_norm_sq(q)
+                   + ((q.gamma**2 / q.sigma**2) * h + 2 * _curvature_scale(q)) * grad_bn_norm_sq(q))
+
+
 THM_C_1 = Statement(
     id="thm-c1",
     title="Minimax smoothness bound",
@@ -631,6 +776,14 @@ THM_C_1 = Statement(
                 extra_hypotheses=("H preserves the relative norms of g and v (Theorem 4.2's second display)",),
                 constraint=_relative_norm_constraint, constraint_scale=_relative_norm_scale,
                 scale=_thmc1_scale),
+        Variant("split-bound", r"\max_{\|X\|\le\lambda}\hat\beta(X) \le \frac{\gamma^4}{\sigma^4}\max_{\|X\|\le\lambda}\beta(X) + \max_{\|X\|\le\lambda}\hat\beta_0(X)",
+                "what does hold between the two maxima (a proved bound, not a closed form): the BN maximum is at most "
+                "(gamma/sigma)^4 times the standard one plus the BN maximum of the same network with H = 0 "
+                "(BatchNorm's own curvature); equality for every H <= 0 whose quadratic form vanishes on the range of P, "
+                "in particular H = 0", Relation.LE,
+                lambda q: q.betaW_hat_max, _thmc1_split_rhs,
+                BN_INPUTS + ("grad_y_bn", "lam", "betaW_max", "betaW_hat_max", "betaW_hat0_max"),
+                scale=_thmc1_split_scale),
     ),
 )
 
@@ -638,10 +791,26 @@ THM_C_1 = Statement(
 # Lemma 4.5 -- favourable initialisation
 # ---------------------------------------------------------------------------------------------
 
-def _lemma45_rhs(q):
-    o = q.ops
-    ws_sq = o.dot(q.W_star, q.W_star)
-    return o.dot(q.W0 - q.W_star, q.W0 - q.W_star) - (ws_sq - o.dot(q.W_star, q.W0))**2 / ws_sq
+def _lemma45_rhs_of(name):
+    """The lemma's right side with W* the standard optimum called ``name`` in the quantities."""
+    def rhs(q):
+        o = q.ops
+        W_star = q.values[name]
+        ws_sq = o.dot(W_star, W_star)
+        return o.dot(q.W0 - W_star, q.W0 - W_star) - (ws_sq - o.dot(W_star, q.W0))**2 / ws_sq
+    return rhs
+
+
+_lemma45_rhs = _lemma45_rhs_of("W_star")
+
+
+def _lemma45_scale_of(name):
+    """Terms of the slack, 4(||W0||^2 + ||W*||^2), times the condition number of the Gram matrix of the
+    centred inputs: W* and the BN direction come from solves whose relative error is cond * u."""
+    def scale(q):
+        W_star = q.values[name]
+        return 4 * (q.ops.dot(q.W0, q.W0) + q.ops.dot(W_star, W_star)) * q.gram_condition
+    return scale
 
 
 def _lemma45_ray_lhs(q):
@@ -670,7 +839,9 @@ LEMMA_4_5 = Statement(
              "The proof shows the inequality only for the point k W* (k = <W*,W_0>/||W*||^2), assuming every "
              "positive multiple of a standard optimum is a BN optimum.  Evaluated exactly on a model whose "
              "optimum sets are known in closed form (theory.lemma45: one neuron, identity activation, squared "
-             "loss, three data points; BN with constant gamma > 0, beta, as Section 4.1 assumes)."),
+             "loss, three data points; BN with constant gamma > 0, beta, as Section 4.1 assumes).  The same conclusion, "
+             "on the same kind of model (one neuron, identity activation, three points), is in Dannemann & Junike "
+             "(2025), 'Batch normalization does not improve initialization', arXiv:2502.17913."),
     hypotheses=("<W_0, W*> > 0", "W* != 0", "optimum sets of the actual networks"),
     variants=(
         Variant("printed", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*\|^2 - \frac{(\|W^*\|^2 - \langle W^*, W_0\rangle)^2}{\|W^*\|^2}",
@@ -685,6 +856,22 @@ LEMMA_4_5 = Statement(
                 _lemma45_ray_lhs, _lemma45_rhs, ("W0", "W_star"),
                 condition=lambda q: q.ops.dot(q.W0, q.W_star),
                 scale=_lemma45_scale),
+        Variant("with-bias", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*_b\|^2 - \frac{(\|W^*_b\|^2 - \langle W^*_b, W_0\rangle)^2}{\|W^*_b\|^2}",
+                "the standard layer has a bias, y = W x + b: its optimal weights W*_b are the centred least-squares "
+                "solution, which spans the BN optimum ray, so the closest BN optimum is k W*_b and the bound is tight",
+                Relation.LE, lambda q: q.bn_opt_dist_sq, _lemma45_rhs_of("W_star_bias"),
+                ("W0", "W_star_bias", "bn_opt_dist_sq", "gram_condition"),
+                extra_hypotheses=("the standard layer has a bias (W*_b: the weights of its optimum; the bias is not part of the distance)",),
+                condition=lambda q: q.ops.dot(q.W0, q.W_star_bias),
+                scale=_lemma45_scale_of("W_star_bias")),
+        Variant("centred-inputs", r"\operatorname{dist}(W_0, \widehat{\mathcal W}^*)^2 \le \|W_0 - W^*_c\|^2 - \frac{(\|W^*_c\|^2 - \langle W^*_c, W_0\rangle)^2}{\|W^*_c\|^2}",
+                "the inputs are centred (sum_i x_i = 0), no bias: W*_c, the least-squares solution on the centred "
+                "inputs, spans the BN optimum ray (BatchNorm's optima do not change when the inputs are centred)",
+                Relation.LE, lambda q: q.bn_opt_dist_sq, _lemma45_rhs_of("W_star_centred"),
+                ("W0", "W_star_centred", "bn_opt_dist_sq", "gram_condition"),
+                extra_hypotheses=("the inputs are centred: the model is fitted on x_i - mean_j x_j",),
+                condition=lambda q: q.ops.dot(q.W0, q.W_star_centred),
+                scale=_lemma45_scale_of("W_star_centred")),
     ),
 )
 

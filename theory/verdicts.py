@@ -88,6 +88,9 @@ def _factor_signs(expr):
         if exp.is_integer and exp % 2 == 0:
             details.append((base, exp, 0))
             continue
+        if base.is_nonnegative and exp.is_positive:
+            details.append((base, exp, 0))       # >= 0 (zero where the base is)
+            continue
         s = _sign_of_factor(base)
         if s is None:
             known = False
@@ -155,6 +158,27 @@ def _eliminate_constraint(variant, slack, with_epsilon):
     raise ValueError(f"cannot eliminate the constraint of {variant.name}")
 
 
+# The slack of an inequality hypothesis "condition > 0" (or ">= 0"): a positive (non-negative) symbol.
+HYPOTHESIS_GAP = {False: sp.Symbol("h_gap", positive=True), True: sp.Symbol("h_gap", nonnegative=True)}
+
+
+def _substitute_condition(variant, slack, with_epsilon):
+    """An inequality hypothesis (``condition``): write it as condition = h_gap, h_gap > 0 (>= 0 where
+    the condition allows 0), solve for one H-form and substitute, so the slack's sign is read under it."""
+    if variant.condition is None:
+        return slack, ""
+    q = derive.invariant_quantities(with_epsilon)
+    c = sp.expand(variant.condition(q))
+    gap = HYPOTHESIS_GAP[variant.condition_allows_zero]
+    for sym in (S.H_forms[("g", "g")], S.H_forms[("one", "one")]):
+        if sp.degree(c, sym) == 1:
+            solution = sp.solve(c - gap, sym)[0]
+            relation = "\\ge" if variant.condition_allows_zero else ">"
+            return sp.factor(sp.together(slack.xreplace({sym: solution}))), \
+                f"{sp.latex(c)} = {sp.latex(gap)} {relation} 0"
+    raise ValueError(f"cannot substitute the condition of {variant.name}")
+
+
 def decide_invariant_variant(statement, variant) -> SymbolicVerdict:
     with_eps = variant.epsilon is EpsilonScope.POSITIVE
     mismatched = [m for m in SMALL_SIZES if not slack_matches_general_m(statement, variant, m)]
@@ -164,6 +188,8 @@ def decide_invariant_variant(statement, variant) -> SymbolicVerdict:
             f"size {mismatched}; no verdict is given"))
     slack = derive.general_slack(variant, with_eps)
     slack, eliminated = _eliminate_constraint(variant, slack, with_eps)
+    slack, assumed = _substitute_condition(variant, slack, with_eps)
+    eliminated = "; ".join(x for x in (eliminated, assumed) if x)
     slack = sp.factor(sp.together(slack))
     latex = sp.latex(slack)
     covers = (GENERAL_M + "; the general-m slack equals the slack derived by SymPy on batches of size "
@@ -289,8 +315,49 @@ def _decide_identity(statement, variant) -> SymbolicVerdict:
                            reason="printed expression equals SymPy's derivative of the definition exactly")
 
 
+# W_0 values tried (beside W_0 = W*) where a toy variant is decided by exact evaluation.
+TOY_W0 = ((1, sp.Rational(-1, 2)), (2, 1), (-1, 3), (sp.Rational(1, 3), sp.Rational(5, 2)))
+# Sizes (n points, input dimension d) of the symbolic check that the with-bias weights solve the centred problem.
+TOY_SYMBOLIC_SIZES = ((3, 2), (4, 2), (4, 3), (5, 3))
+TOY_RANGE = "one neuron, identity activation, 3 data points in R^2 (exact rationals, 0/1 data)"
+
+
+def _decide_on_the_ray(statement, variant) -> SymbolicVerdict:
+    """Lemma 4.5 where the standard optimum's weights span the BN optimum ray (a bias, or centred inputs):
+    W* = d is proved from the normal equations; then under <W_0, W*> > 0 the closest BN optimum is k W*
+    and the slack is that of the proof's ray algebra, identically 0 in the Gram invariants."""
+    from theory import lemma45
+    from theory.statements import get
+    proved = all(lemma45.bias_weights_solve_the_centred_problem(n, d) for n, d in TOY_SYMBOLIC_SIZES)
+    ray = sp.factor(sp.together(_slack_of(get("lemma-4.5").variant("ray"), lemma45.gram_quantities())))
+    verdicts = [v for w0 in TOY_W0 for _, _, v in lemma45.exact_verdicts(variant, W0_of=lambda opt, w0=w0: sp.Matrix(w0))]
+    sizes = ", ".join(f"{n} x {d}" for n, d in TOY_SYMBOLIC_SIZES)
+    if proved and ray == 0 and verdicts and all(v is Verdict.EQUALITY for v in verdicts):
+        return SymbolicVerdict(
+            Verdict.EQUALITY, "0", covers=(f"any data: the normal-equation identity is checked for symbolic X of size {sizes}; "
+                                           f"exact evaluation at {len(verdicts)} instances of the {TOY_RANGE} range"),
+            reason=("the weights of the standard optimum solve the centred least-squares problem (normal equations), so "
+                    "they span the BN optimum ray; the closest BN optimum is k W* and the slack is the ray identity's, 0"))
+    return SymbolicVerdict(Verdict.UNDETERMINED, covers=TOY_RANGE, reason=(
+        f"normal-equation identity {'proved' if proved else 'NOT proved'}; ray slack {sp.latex(ray)}; exact verdicts "
+        f"{sorted(set(map(str, verdicts)))}"))
+
+
 def _decide_lemma(statement, variant) -> SymbolicVerdict:
     from theory import lemma45
+    if {"W_star_bias", "W_star_centred"} & set(variant.requires):
+        return _decide_on_the_ray(statement, variant)
+    if "bn_grad_at_w_star" in variant.requires:
+        cx = lemma45.minimal_counterexample(variant)
+        if cx is None:
+            return SymbolicVerdict(Verdict.UNDETERMINED, covers=TOY_RANGE,
+                                   reason="the BN gradient vanishes at every standard optimum of the exact search range")
+        grad = lemma45.exact_quantities(cx.X, cx.t, cx.W0).bn_grad_at_w_star
+        return SymbolicVerdict(
+            Verdict.VIOLATED, sp.latex(cx.slack), condition="the residual of the standard optimum does not sum to 0 (no bias)",
+            covers=TOY_RANGE, witness={**cx.as_witness(), "bn_gradient_W_gamma_beta": list(grad)},
+            reason=("exact gradient of the BN loss at (W*, gamma = sigma(W* X), beta = mu(W* X)) is not 0: the witness "
+                    "is not a critical point, so not a minimum, of the BN network"))
     if "bn_opt_dist_sq" not in variant.requires:
         # Only W_0 and W* enter: decide in the Gram invariants of the pair, any dimension.
         q = lemma45.gram_quantities()
@@ -336,17 +403,93 @@ def _decide_ics(statement, variant) -> SymbolicVerdict:
                            reason="G' of the first layer is evaluated at the same parameters as G")
 
 
+# ---------------------------------------------------------------------------------------------
+# The maxima over X of Theorem C.1 (no closed form in the invariants)
+# ---------------------------------------------------------------------------------------------
+
+def _bound_witness():
+    """An exact instance where the maxima are known exactly or bounded: m = 4, y = (-1,-1,1,1) (sigma = 1,
+    y_hat = y), g = (0,-1,1,1), gamma = lambda = 1, H = -I.  H <= 0 makes max beta = 0 exactly (w = 0 is
+    in the ball, w^T H w <= 0); the BN maxima are >= 0 (X = 0 is feasible), lower bounds only."""
+    y = sp.Matrix([-1, -1, 1, 1])
+    g = sp.Matrix([0, -1, 1, 1])
+    q = derive.channel_quantities(derive.OPS, sp.Integer(4), sp.Integer(1), g, y=y, beta=sp.Integer(0),
+                                  eps=sp.Integer(0), H=-sp.eye(4), lam=sp.Integer(1))
+    # T = max beta_hat >= 0 and T_0 = the same at H = 0 (>= 0): unknowns, bounded below only
+    lower = {"betaW_hat_max": sp.Symbol("T", nonnegative=True), "betaW_hat0_max": sp.Symbol("T_0", nonnegative=True)}
+    inputs = {"m": 4, "y": list(y), "g": list(g), "gamma": 1, "lambda": 1, "H": "-I", "eps": 0, "betaW_max": 0}
+    return q.with_values(betaW_max=sp.Integer(0), **lower), lower, inputs
+
+
+def _decide_by_bounds(statement, variant):
+    """Violated, when at the exact instance of ``_bound_witness`` the slack -- with each BN maximum at
+    its lower bound 0 plus a non-negative unknown -- is provably negative (or 0 for a strict '<')."""
+    q, lower, inputs = _bound_witness()
+    slack = sp.expand(variant.relation.slack(variant.lhs(q), variant.rhs(q)))
+    unknowns = [u for u in lower.values() if u in slack.free_symbols]
+    if slack.free_symbols - set(unknowns) or not all(sp.diff(slack, u).is_nonpositive for u in unknowns):
+        return None
+    bound = slack.xreplace({u: 0 for u in unknowns})      # slack <= bound for every value of the unknowns
+    if bound < 0 or (bound == 0 and variant.relation is Relation.LT):
+        return SymbolicVerdict(
+            Verdict.VIOLATED, sp.latex(slack), condition=f"slack $\\le {sp.latex(bound)}$ at the witness",
+            covers="one exact instance (a certificate of violation)",
+            witness={**inputs, "slack_upper_bound": bound},
+            reason=("the left side T is a maximum over a set containing X = 0, so T >= 0, while the right side is "
+                    f"exactly {bound} at the witness (H = -I makes max beta = 0)"))
+    return None
+
+
+def _decide_split_bound(statement, variant) -> SymbolicVerdict:
+    """thm-c1/split-bound, by its proof; the algebraic steps are checked on symbolic batches.
+
+    Proof.  Over ||X|| <= lambda, w = X X^T v ranges over the ball B of centre lambda^2 v/2 and radius
+    lambda^2 ||v||/2 (S = X X^T: every PSD S with ||S|| <= lambda^2).  H_hat = J^T H J + C_hat with
+    J = (gamma/sigma) P (chain rule; C_hat is H_hat at H = 0), so for w = S v
+        w^T H_hat w = (gamma^2/sigma^2) (Pw)^T H (Pw) + w^T C_hat w,
+    and Pw = (gamma/sigma) (P S P) g with P S P PSD and ||P S P|| <= lambda^2 (P symmetric, ||P|| <= 1, and
+    P v = v): (Pw)^T H (Pw) <= (gamma^2/sigma^2) max beta.  The maximum of a sum is at most the sum of the
+    maxima.  Equality when P H P = 0 and H <= 0 (then the first term vanishes and max beta = 0)."""
+    checked = []
+    for size in SMALL_SIZES[:3]:
+        calc = derive.derive_calculus(size, False)
+        P = _projector(calc)
+        v = calc.gradient
+        ok = (derive.matrices_agree(P * P, P, calc) and derive.matrices_agree(P.T, P, calc)
+              and derive.matrices_agree(P * v, v, calc)
+              and derive.matrices_agree(calc.jacobian, (S.gamma / S.sigma) * P, calc))
+        checked.append(ok)
+    if all(checked):
+        return SymbolicVerdict(
+            Verdict.HOLDS, covers=("every m and input width d >= m (proof); its algebraic steps (P = P^T = P^2, P v = v, "
+                                   f"J = (gamma/sigma) P) checked on symbolic batches m = {', '.join(map(str, SMALL_SIZES[:3]))}"),
+            reason=("proof: X X^T = S maps the BN maximiser to P S P for the standard network, so the H part of the BN "
+                    "maximum is at most (gamma/sigma)^4 max beta; BatchNorm's own curvature is at most its maximum "
+                    "(H = 0); equality when P H P = 0 and H <= 0"))
+    return SymbolicVerdict(Verdict.UNDETERMINED, covers="-", reason="a step of the proof failed its symbolic check")
+
+
+PROOFS = {("thm-c1", "split-bound"): _decide_split_bound}
+
+
 def decide(statement, variant) -> SymbolicVerdict:
+    from theory.statements import setting_of
     if variant.relation is Relation.DEFINITION:
         return SymbolicVerdict(Verdict.DEFINITION, covers="-", reason="a definition has no truth value")
-    if statement.setting is Setting.NETWORK:
+    setting = setting_of(statement, variant)
+    if setting is Setting.NETWORK:
         return _decide_ics(statement, variant)
-    if statement.setting is Setting.TOY_REGRESSION:
+    if setting is Setting.TOY_REGRESSION:
         return _decide_lemma(statement, variant)
     if statement.kind in (Kind.IDENTITY, Kind.EXISTENCE):
         return _decide_identity(statement, variant)
+    if (statement.id, variant.name) in PROOFS:
+        return PROOFS[(statement.id, variant.name)](statement, variant)
     without = [name for name in variant.requires if name in derive.NO_CLOSED_FORM]
     if without:
+        decided = _decide_by_bounds(statement, variant)
+        if decided is not None:
+            return decided
         return SymbolicVerdict(Verdict.UNDETERMINED, covers="-",
                                reason="; ".join(dict.fromkeys(derive.NO_CLOSED_FORM[name] for name in without)))
     return decide_invariant_variant(statement, variant)

@@ -26,6 +26,9 @@ Modules, in the order data flows through a run:
     run         the command line
     plots       figures from run directories
     reproduce   the reproduction report (docs/reproduction.md)
+    criteria, readings, run_summary, claims, reproduction_doc
+                a claim's criterion and interval over seeds, the readings and the grid, the
+                per-run summaries, the claims, the documents made from the summaries
     probe_bench the cost of probes (per layer and channel, and their share of a run)
 
 ``gpu_check.attach(model, out, every, channels, seed)`` probes a user's own network (see

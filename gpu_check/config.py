@@ -13,7 +13,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
-NORMS = ("none", "bn", "noisy-bn", "l1", "l2", "linf")
+# noisy-none: Algorithm 1's noise on the unnormalised linear output (no normalisation): Section
+# 2.1's "adding the same amount of noise to the activations of the standard network".
+NORMS = ("none", "bn", "noisy-bn", "l1", "l2", "linf", "noisy-none")
 DEVICES = ("auto", "cpu", "cuda")
 PROBE_DTYPES = ("float64", "float32")
 # Optional measurements of Sections 2-3 (gpu_check.measure): Definition 2.1's ICS, the landscape

@@ -16,6 +16,14 @@ loss at theta is recorded beside it); the network is in training mode throughout
 statistics; for noisy BN the noise of step t, so the landscape is of one fixed function);
 running statistics do not move.
 
+Section 3.2: "the loss behaves in a similar way when we examine other (random) directions too".
+Beside the gradient walk, the same grid of step sizes walks along a random direction d
+(``random_direction``): for every parameter tensor, a standard normal draw rescaled to the norm
+of that tensor's gradient (so ||d|| = ||g|| and each tensor moves as far as the gradient walk
+moves it); d is drawn from (seed, network, step) alone, so it does not touch the training RNG
+and a resumed run draws the same d.  The row's ``random_*`` fields are the loss range, the largest
+gradient change ||grad L(theta - eta d) - g|| and the effective beta along d.
+
 ``along_gradient`` is a pure function of a loss closure over a parameter dict, so its output
 can be checked against the closed form of a quadratic (tests/test_measure_landscape.py).
 """
@@ -68,30 +76,58 @@ def _flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def along_gradient(loss_fn, theta: dict, etas) -> Landscape:
+def _value_and_grad(loss_fn, params: dict, names) -> tuple:
+    leaves = {n: params[n].detach().requires_grad_(True) for n in names}
+    loss = loss_fn(leaves)
+    grads = torch.autograd.grad(loss, [leaves[n] for n in names])
+    return float(loss.detach()), _flat(grads).double()
+
+
+def along_gradient(loss_fn, theta: dict, etas, direction_of=None) -> Landscape:
     """Walk from ``theta`` (name -> tensor) along -grad loss_fn(theta) by each eta in ``etas``.
 
     ``loss_fn(params) -> scalar tensor`` is evaluated at theta and at theta - eta g for each
     eta, with its gradient w.r.t. every entry of the dict.  Norms are taken over all entries
-    flattened together, in float64."""
+    flattened together, in float64.  With ``direction_of`` ({name: gradient tensor} -> {name:
+    tensor}), the walk is along theta - eta d for d = direction_of(gradient) instead, and the
+    distance moved is eta ||d||; the gradient change is still measured against g."""
     names = list(theta)
-
-    def value_and_grad(params):
-        leaves = {n: params[n].detach().requires_grad_(True) for n in names}
-        loss = loss_fn(leaves)
-        grads = torch.autograd.grad(loss, [leaves[n] for n in names])
-        return float(loss.detach()), _flat(grads).double()
+    value_and_grad = lambda params: _value_and_grad(loss_fn, params, names)  # noqa: E731
 
     loss0, g = value_and_grad(theta)
     direction = {n: gi for n, gi in zip(names, _grads_like(g, theta, names))}
+    norm = float(torch.linalg.vector_norm(g))
+    if direction_of is not None:
+        direction = direction_of(direction)
+        norm = float(torch.linalg.vector_norm(_flat([direction[n].double() for n in names])))
     losses, changes = [], []
     for eta in np.asarray(etas, dtype=np.float64):
         moved = {n: theta[n].detach() - torch.as_tensor(eta, dtype=theta[n].dtype) * direction[n] for n in names}
         loss, grad = value_and_grad(moved)
         losses.append(loss)
         changes.append(float(torch.linalg.vector_norm(grad - g)))
-    return Landscape(np.asarray(etas, dtype=np.float64), loss0, float(torch.linalg.vector_norm(g)),
-                     np.asarray(losses), np.asarray(changes))
+    return Landscape(np.asarray(etas, dtype=np.float64), loss0, norm, np.asarray(losses), np.asarray(changes))
+
+
+_RANDOM_STREAM = 23
+
+
+def random_direction(seed: int, network: str, step: int):
+    """{name: gradient tensor} -> {name: d}: per tensor, a standard normal draw (float64, from
+    (seed, network, step) only) rescaled to the norm of that tensor's gradient."""
+    net = {"dln": 0, "vgg": 1}.get(network, 2)
+
+    def direction_of(grads: dict) -> dict:
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, _RANDOM_STREAM, net, step])
+                                                .generate_state(1)[0]))
+        out = {}
+        for n, g in grads.items():
+            z = torch.randn(g.shape, generator=gen, dtype=torch.float64)
+            zn = torch.linalg.vector_norm(z)
+            scale = torch.linalg.vector_norm(g.double().cpu()) / zn if zn > 0 else torch.zeros((), dtype=torch.float64)
+            out[n] = (z * scale).to(g.device, g.dtype)
+        return out
+    return direction_of
 
 
 def _grads_like(flat: torch.Tensor, theta: dict, names) -> list:
@@ -112,8 +148,12 @@ def learning_rate(optimizer) -> float:
     return lrs.pop()
 
 
-def landscape_row(step: int, network: str, lr: float, scale: tuple, land: Landscape) -> dict:
-    return {"step": step, "network": network, "lr": lr, "step_range": list(scale),
+def landscape_row(step: int, network: str, lr: float, scale: tuple, land: Landscape,
+                  random: Landscape = None) -> dict:
+    extra = {} if random is None else {
+        "random_loss_min": float(np.min(random.losses)), "random_loss_max": float(np.max(random.losses)),
+        "random_grad_change_max": float(np.max(random.grad_change)), "random_beta_eff": random.beta_eff}
+    return {**extra, "step": step, "network": network, "lr": lr, "step_range": list(scale),
             "etas": land.etas.tolist(), "distance": land.distance.tolist(),
             "loss0": land.loss0, "grad_norm": land.grad_norm,
             "losses": land.losses.tolist(), "grad_change": land.grad_change.tolist(),
@@ -134,6 +174,8 @@ class LandscapeHook(MeasurementHook):
         lr = learning_rate(net.optimizer)
         scale = STEP_RANGES[kind]
         theta = {n: p.detach() for n, p in net.model.named_parameters()}
-        land = along_gradient(lambda p: loss_at(net.model, p, ctx.inputs, ctx.target), theta,
-                              step_sizes(lr, *scale))
-        return [landscape_row(ctx.step, net.name, lr, scale, land)]
+        loss_fn = lambda p: loss_at(net.model, p, ctx.inputs, ctx.target)  # noqa: E731
+        etas = step_sizes(lr, *scale)
+        land = along_gradient(loss_fn, theta, etas)
+        random = along_gradient(loss_fn, theta, etas, random_direction(self.config.seed, net.name, ctx.step))
+        return [landscape_row(ctx.step, net.name, lr, scale, land, random)]

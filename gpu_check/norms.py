@@ -1,8 +1,11 @@
-"""The normalisation choice: one layer type, six kinds.
+"""The normalisation choice: one layer type, seven kinds.
 
     none      no layer
     bn        training-mode BatchNorm: z = gamma (y - mu)/sqrt(var + eps) + beta (torch's kernel)
     noisy-bn  bn followed by the noise of Algorithm 1 (Appendix A.2.1)
+    noisy-none  no normalisation, the noise of Algorithm 1 on the linear output y itself (Section
+              2.1: "adding the same amount of noise to the activations of the standard
+              (non-BatchNorm) network prevents it from training entirely"); no gamma, beta
     l1/l2/linf  Section 3.3: subtract the batch mean, divide by the average l_p norm of the
               activations taken *before* the mean is subtracted, then gamma, beta
 
@@ -35,6 +38,8 @@ import torch.nn.functional as F
 from gpu_check.config import NORMS, NoiseConfig
 
 LP_KINDS = {"l1": 1, "l2": 2, "linf": float("inf")}
+NOISE_ONLY = "noisy-none"
+NOISY_KINDS = ("noisy-bn", NOISE_ONLY)      # the kinds that add Algorithm 1's noise
 _NOISE_STREAM = 11   # SeedSequence stream of the noisy-BN draws
 
 
@@ -108,8 +113,13 @@ class Normalisation(nn.Module):
             raise ValueError(f"normalisation kind {kind!r} is not one of {[k for k in NORMS if k != 'none']}")
         self.kind, self.eps, self.momentum = kind, eps, momentum
         self.noise_cfg, self.seed, self.layer_index = noise, seed, layer_index
-        self.weight = nn.Parameter(torch.ones(channels))    # gamma
-        self.bias = nn.Parameter(torch.zeros(channels))     # beta
+        self.channels = channels
+        if kind == NOISE_ONLY:             # the standard network's layer: nothing to learn here
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        else:
+            self.weight = nn.Parameter(torch.ones(channels))    # gamma
+            self.bias = nn.Parameter(torch.zeros(channels))     # beta
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_scale", torch.ones(channels))  # var (bn) or the l_p scale
         self.step = 0                  # the time step t of Algorithm 1, set by the training loop
@@ -134,6 +144,8 @@ class Normalisation(nn.Module):
         return self.bias
 
     def normalise(self, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == NOISE_ONLY:
+            return y
         update = self.training and self.update_running
         if self.kind in ("bn", "noisy-bn") and self.eps == 0 and self.training:
             return self._batchnorm_without_epsilon(y, update)
@@ -176,7 +188,7 @@ class Normalisation(nn.Module):
         return channel_view(self.weight, y) * y_hat + channel_view(self.bias, y)
 
     def perturb(self, z: torch.Tensor) -> torch.Tensor:
-        if self.kind != "noisy-bn" or not self.training:
+        if self.kind not in NOISY_KINDS or not self.training:
             return z
         gen = noise_generator(self.seed, self.layer_index, self.step, z.device)
         return apply_noise(z, sample_noise(gen, tuple(z.shape), self.noise_cfg, z.device))
@@ -190,4 +202,4 @@ class Normalisation(nn.Module):
         return self.perturb(z)
 
     def extra_repr(self) -> str:
-        return f"{self.kind}, channels={self.weight.numel()}, eps={self.eps}"
+        return f"{self.kind}, channels={self.channels}, eps={self.eps}"

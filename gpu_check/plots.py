@@ -38,9 +38,10 @@ from gpu_check.measure_distributions import moment_changes  # noqa: E402
 from theory import cli  # noqa: E402
 
 NORM_COLOURS = {"none": "black", "bn": "tab:blue", "noisy-bn": "tab:orange", "l1": "tab:green",
-                "l2": "tab:red", "linf": "tab:purple"}
+                "l2": "tab:red", "linf": "tab:purple", "noisy-none": "tab:brown"}
 NORM_NAMES = {"none": "Standard", "bn": "Standard + BatchNorm", "noisy-bn": 'Standard + "Noisy" BatchNorm',
-              "l1": "l1 normalisation", "l2": "l2 normalisation", "linf": "l-inf normalisation"}
+              "l1": "l1 normalisation", "l2": "l2 normalisation", "linf": "l-inf normalisation",
+              "noisy-none": 'Standard + noise (no BatchNorm)'}
 LP_NORMS = ("l1", "l2", "linf")
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_PANELS = 4          # layers shown per figure (evenly spaced over the network's depth)

@@ -3,6 +3,13 @@ our runs show, with the figure and a verdict.
 
     python -m gpu_check.reproduce --out docs/reproduction.md [--runs DIR ...]
         [--scale smoke|cpu] [--work DIR] [--vgg-steps N] [--dln-steps N] [--jobs J] [--data DIR]
+    python -m gpu_check.reproduce --from-summaries [DIR] --out docs/reproduction.md
+    python -m gpu_check.reproduce --scale paper [--plan] [--data DIR] [--work DIR] --out docs/reproduction.md
+
+--from-summaries judges every claim of gpu_check.claims over seeds and readings from the committed
+run summaries (gpu_check.reproduction_doc); --scale paper prints the grid of gpu_check.readings
+with its estimated time, runs it through gpu_check.sweep, summarises it and writes both documents.
+The rest of this docstring is about the single-run report of --runs / --scale smoke|cpu.
 
 Without --runs, the runs a claim needs are made first (each a ``python -m gpu_check.run``
 subprocess with ``--measure ics,landscape,distributions``) in --work (default
@@ -35,7 +42,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from gpu_check import plots, records
+from gpu_check import plots, readings, records, reproduction_doc
 from gpu_check.config import DEVICES, NORMS, config_from_dict, preset, resume_mismatches, with_overrides
 from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
@@ -596,6 +603,28 @@ def reproduce(run_dirs, out: str, command: str) -> tuple:
     return verdicts, figures
 
 
+def _paper_grid(args) -> int:
+    """--scale paper: print the grid and its estimated time, then run it through gpu_check.sweep
+    (which skips complete points and resumes partial ones) and summarise its runs."""
+    plan = readings.paper_plan("paper", args.data)
+    for device in ("cpu", "cuda"):
+        print(readings.plan_text(plan, device))
+    if args.plan:
+        return 0
+    work = args.work or os.path.join("runs", "reproduction-paper")
+    for cmd in readings.sweep_commands(plan, work, sys.executable, args.device):
+        print(f"running {' '.join(cmd[1:])}", file=sys.stderr)
+        done = subprocess.run(cmd, cwd=REPO)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[1:])} exited with status {done.returncode}")
+    dirs = sorted({os.path.join(work, g.out) for g in plan})
+    subprocess.run([sys.executable, "-m", "gpu_check.run_summary", *dirs, "--out",
+                    os.path.join(os.path.splitext(args.out)[0], "summaries")], cwd=REPO, check=True)
+    reproduction_doc.write(args.out)
+    print(f"wrote {args.out} and {reproduction_doc.paths(args.out)[0]} from the summaries")
+    return 0
+
+
 def _reproduce(args, command: str) -> int:
     if os.path.isdir(args.out):
         raise cli.InputError(f"--out {args.out!r} is a directory; give the Markdown file to write")
@@ -603,6 +632,14 @@ def _reproduce(args, command: str) -> int:
         check_writable(args.out)
     if args.data is not None and not os.path.isdir(args.data):
         raise cli.InputError(f"--data {args.data!r}: no such directory")
+    if args.from_summaries is not None:
+        results = reproduction_doc.write(args.out, args.from_summaries or None)
+        for r in results:
+            print(f"{r.claim.id:22s} {r.verdict}")
+        print(f"wrote {args.out} and {reproduction_doc.paths(args.out)[0]}")
+        return 0
+    if args.scale == "paper":
+        return _paper_grid(args)
     if not args.runs and args.scale == "smoke" and (args.vgg_steps or args.dln_steps):
         raise cli.InputError("--vgg-steps and --dln-steps set the steps of the cpu scale's runs; the smoke "
                              "preset trains both networks for its own 12 steps")
@@ -622,7 +659,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the Markdown report to write (figures go beside it)")
     p.add_argument("--runs", nargs="+", metavar="DIR", help="existing run directories to use (no new runs); a grid "
                    "directory of gpu_check.sweep stands for its runs")
-    p.add_argument("--scale", choices=tuple(SCALES), default="smoke", help="the runs to make without --runs")
+    p.add_argument("--scale", choices=tuple(SCALES) + ("paper",), default="smoke",
+                   help="the runs to make without --runs; paper: the full grid of gpu_check.readings (every norm, "
+                   "the learning rates, the seeds) through gpu_check.sweep, then the summaries and both documents")
+    p.add_argument("--plan", action="store_true", help="with --scale paper: print the grid (runs, estimated "
+                   "time) and stop")
+    p.add_argument("--from-summaries", nargs="?", const="", metavar="DIR",
+                   help="write the document and its JSON from the run summaries in DIR (default: <out without "
+                   ".md>/summaries); no runs")
     p.add_argument("--work", help="directory of the runs made here (default runs/reproduction-<scale>)")
     p.add_argument("--vgg-steps", type=cli.positive_int, help="override the VGG preset's steps")
     p.add_argument("--dln-steps", type=cli.positive_int, help="override the DLN preset's steps")

@@ -71,5 +71,6 @@ def test_resume_mismatch_names_each_differing_field_but_not_the_device():
     assert resume_mismatches(a, dataclasses.replace(a, dln=DLNConfig(depth=6, width=4, n_samples=64, lr=3e-4))) == []
 
 
-def test_all_six_normalisations_are_offered():
-    assert NORMS == ("none", "bn", "noisy-bn", "l1", "l2", "linf")
+def test_the_papers_six_normalisations_and_noise_without_batchnorm_are_offered():
+    """Sections 2-3's six, and Section 2.1's standard network with the noise of Algorithm 1."""
+    assert NORMS == ("none", "bn", "noisy-bn", "l1", "l2", "linf", "noisy-none")

@@ -49,6 +49,21 @@ def test_noisy_bn_output_is_s_times_bn_plus_m_with_the_draws_of_its_step():
     assert torch.equal(out, apply_noise(bn, draws))
 
 
+def test_noisy_none_adds_the_noise_of_noisy_bn_to_the_unnormalised_output_and_learns_nothing():
+    """Section 2.1's standard network with the same noise: y -> s y + m, the draws of noisy-bn's
+    step and layer; no gamma or beta; the identity in evaluation mode."""
+    torch.manual_seed(0)
+    y = torch.randn(8, 3, 4, 4)
+    noisy = layer("noisy-none", 3)
+    noisy.step = 5
+    gen = noise_generator(7, 3, 5, y.device)
+    draws = sample_noise(gen, tuple(y.shape), ALGORITHM_1, y.device)
+    assert torch.equal(noisy(y), apply_noise(y, draws))
+    assert list(noisy.parameters()) == []
+    noisy.eval()
+    assert torch.equal(noisy(y), y)
+
+
 def test_noisy_bn_draws_depend_on_the_step_only_and_vanish_in_eval_mode():
     y = torch.randn(8, 3)
     noisy = layer("noisy-bn", 3)

@@ -6,7 +6,7 @@ import torch
 from gpu_check.config import preset, with_overrides
 from gpu_check.measure_hook import frozen_statistics, loss_at
 from gpu_check.measure_landscape import (STEP_RANGES, LandscapeHook, along_gradient, learning_rate,
-                                         step_sizes)
+                                         random_direction, step_sizes)
 from gpu_check.train import StepContext, prepare_network
 
 # float64 closed forms: the walk and the norms are a few dozen flops per entry
@@ -86,3 +86,30 @@ def test_several_learning_rates_have_no_single_step_size():
     opt = torch.optim.SGD([{"params": [w1], "lr": 0.1}, {"params": [w2], "lr": 0.2}])
     with pytest.raises(ValueError, match=r"\[0.1, 0.2\]"):
         learning_rate(opt)
+
+
+def test_the_random_direction_walk_of_a_quadratic_matches_its_closed_form():
+    """Section 3.2's other directions: along d, grad L(theta - eta d) - g = -eta A d, so the change
+    is eta ||A d|| and the effective beta ||A d|| / ||d||; each tensor of d has its gradient's norm."""
+    A, b, theta, loss, params = quadratic()
+    etas = step_sizes(0.01, *STEP_RANGES["dln"])
+    direction_of = random_direction(seed=3, network="dln", step=40)
+    grads = {"u": (A @ theta - b)[:3], "v": (A @ theta - b)[3:].reshape(2, 2)}
+    d_parts = direction_of(grads)
+    for n in grads:
+        assert float(d_parts[n].norm()) == pytest.approx(float(grads[n].norm()), rel=CLOSED_FORM_RTOL)
+    d = torch.cat([d_parts["u"], d_parts["v"].reshape(-1)])
+    land = along_gradient(loss, params, etas, direction_of)
+    g = A @ theta - b
+    Ad = A @ d
+    np.testing.assert_allclose(land.grad_change, etas * float(Ad.norm()), rtol=CLOSED_FORM_RTOL)
+    L0 = float(0.5 * theta @ A @ theta - b @ theta)
+    np.testing.assert_allclose(land.losses, L0 - etas * float(g @ d) + 0.5 * etas ** 2 * float(d @ Ad),
+                               rtol=CLOSED_FORM_RTOL)
+    assert land.beta_eff == pytest.approx(float(Ad.norm() / d.norm()), rel=CLOSED_FORM_RTOL)
+    # not the gradient, drawn from (seed, network, step) alone
+    assert abs(float(d @ g) / float(d.norm() * g.norm())) < 0.99
+    again = direction_of(grads)
+    assert all(torch.equal(again[n], d_parts[n]) for n in grads)
+    other = random_direction(seed=3, network="dln", step=41)(grads)
+    assert not torch.equal(other["u"], d_parts["u"])

@@ -74,6 +74,24 @@ VERDICT_LEGEND = {
 }
 
 
+
+class ClaimVerdict(_Word):
+    """What the reproduction concludes about an experimental claim of the paper under one reading
+    (gpu_check.criteria): a statistic's 95% interval over seeds against the claim's threshold.
+
+    REPRODUCED        the interval lies on the claim's side of the threshold (inside the margin,
+                      for a claim of similarity)
+    NOT_REPRODUCED    the interval lies on the other side (outside the margin)
+    INCONCLUSIVE      the interval straddles the threshold (or there are too few seeds)
+    NOT_TESTABLE_HERE the claim needs a resource this setting lacks (a GPU, CIFAR-10), named
+    NOT_IMPLEMENTED   no measurement of the project makes the claim's statistic yet
+    """
+    REPRODUCED = "reproduced"
+    NOT_REPRODUCED = "not-reproduced"
+    INCONCLUSIVE = "inconclusive"
+    NOT_TESTABLE_HERE = "not-testable-here"
+    NOT_IMPLEMENTED = "not-implemented"
+
 class Relation(_Word):
     """The relation between a variant's left side (the measured object) and its right side
     (the paper's formula).  Owns the slack sign rule and the verdict of a slack."""

@@ -1,0 +1,21 @@
+"""gpu_check.claim_figures: standard and BatchNorm side by side with a 95% band over seeds."""
+import numpy as np
+
+from gpu_check import readings as R
+from gpu_check.claim_figures import claim_figure, claim_figures, seed_band
+from test_claims import summary
+
+
+def test_the_band_is_the_t_interval_over_seeds_at_the_steps_every_seed_has():
+    steps, mean, low, high = seed_band([[(0, 1.0), (10, 2.0)], [(0, 3.0), (10, 4.0), (20, 9.0)], [(0, 2.0), (10, 3.0)]])
+    assert steps.tolist() == [0, 10] and mean.tolist() == [2.0, 3.0]
+    assert np.all(low < mean) and np.all(mean < high)
+
+
+def test_a_figure_is_drawn_for_each_learning_rate_with_both_networks_and_none_without(tmp_path):
+    runs = [summary("dln", n, s, land=10.0 if n == "none" else 1.0) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
+    paths = claim_figures(runs, str(tmp_path))
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["dln_lr1e-6.png"]
+    with open(paths[0], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert claim_figure([r for r in runs if r["run"]["norm"] == "none"], "dln", 1e-6, str(tmp_path)) is None

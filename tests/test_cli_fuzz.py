@@ -143,6 +143,7 @@ REPRODUCE = _argv([
     _opt("--data", PATHS),
     _opt("--device", st.sampled_from(["cpu", "tpu"])),
 ], prefix=["--out", "{new}.md", "--runs", "{run}"])
+RUN_SUMMARY = _argv([_opt("--out", PATHS), PATHS.map(lambda p: [p])], prefix=["--out", "{new}", "{run}"])
 # these start minutes of work when valid: given at least one bad token
 BAD_SUFFIX = st.sampled_from(["--frobnicate", "--jobs=0", "--steps=-1", "--k", "--preset=huge"]).map(lambda t: [t])
 SWEEP = _argv([_opt("--preset", st.sampled_from(["smoke", "huge"])), _opt("--norm", st.sampled_from(["bn", "x"])),
@@ -165,6 +166,7 @@ CATALOG = {
     "numeric.bench": (BENCH, {0, 2}),
     "gpu_check.run": (RUN, RUN_CODES),
     "gpu_check.plots": (PLOTS, {0, 2}),
+    "gpu_check.run_summary": (RUN_SUMMARY, {0, 2}),
     "gpu_check.reproduce": (REPRODUCE, {0, 2}),
     "gpu_check.sweep": (SWEEP, {2}),
     "gpu_check.bench": (GPU_BENCH, {2}),

@@ -15,10 +15,9 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
-from importlib import metadata
 
+from theory import provenance as source_provenance
 from theory.fileio import atomic_write_bytes
 
 # The layout of a run directory.  1: runs written before this field existed (config.json without
@@ -158,30 +157,13 @@ PACKAGES = ("torch", "numpy", "scipy", "sympy", "tqdm")
 
 
 def package_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    """The versions a training run depends on (theory.provenance, with torch and tqdm)."""
+    return source_provenance.package_versions(PACKAGES)
 
 
 def git_revision(start: str = None) -> dict:
     """HEAD of the repository holding this package, and whether the tree has local changes."""
-    here = start or os.path.dirname(os.path.abspath(__file__))
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
-
-    try:
-        head = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain")
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return {"revision": None, "dirty": None, "note": f"git unavailable: {e}"}
-    if head.returncode != 0:
-        return {"revision": None, "dirty": None, "note": head.stderr.strip().splitlines()[-1:] or "not a git repository"}
-    return {"revision": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    return source_provenance.git_state(start or os.path.dirname(os.path.abspath(__file__)))
 
 
 def device_description(device) -> str:

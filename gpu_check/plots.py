@@ -100,16 +100,10 @@ RUN_FIELDS = ("norm", "preset", "seed")
 
 
 def load_run(path: str) -> Run:
-    cfg_path = os.path.join(path, records.CONFIG)
-    if not os.path.isfile(cfg_path):
-        raise PlotError(f"{path!r} is not a run directory: it has no {records.CONFIG}")
     try:
-        with open(cfg_path, encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = records.read_run_meta(path)
         # the fields every run's config has (gpu_check.run's and an attach run's) and the figures read
         config = meta["config"]
-        if not isinstance(config, dict):
-            raise TypeError("its 'config' is not a JSON object")
         missing = [k for k in RUN_FIELDS if k not in config]
         if missing:
             raise KeyError(f"its config lacks {', '.join(missing)}")

@@ -131,6 +131,26 @@ def provenance(device) -> dict:
             "device": device_description(device), "command": command_line()}
 
 
+class RunConfigError(ValueError):
+    """A run directory whose config.json is missing, not JSON, or not a run's config."""
+
+
+def read_run_meta(run_dir: str) -> dict:
+    """The parsed config.json of a run directory (an object with a 'config' object): the one
+    reader every tool uses; RunConfigError naming the file otherwise."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise RunConfigError(f"{run_dir!r} is not a run directory: it has no {CONFIG} ({path} is missing)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RunConfigError(f"{path} is not valid JSON, so it is not a run's config ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise RunConfigError(f"{path} is not a run's config (no 'config' object)")
+    return meta
+
+
 def read_jsonl(path: str) -> list:
     """Complete records of a jsonl file; a final line without its newline (a torn append) is not
     a record and is skipped.  A malformed complete line is an error naming the file and line."""

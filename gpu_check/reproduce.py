@@ -31,7 +31,6 @@ an experiment no run performs).  The criteria are ours: the paper states its cla
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -445,8 +444,7 @@ def _held_run_mismatch(run_dir: str, preset_name: str, norm: str, steps, data) -
     if not os.path.isfile(path):
         return ""
     try:
-        with open(path, encoding="utf-8") as f:
-            held = config_from_dict(json.load(f)["config"])
+        held = config_from_dict(records.read_run_meta(run_dir)["config"])
     except (ValueError, KeyError, TypeError) as err:
         return f"its {records.CONFIG} is unreadable: {err}"
     wanted = with_overrides(preset(preset_name), norm=norm, steps=steps, data=data,

@@ -149,8 +149,7 @@ def distribution_statistics(rows, network: str) -> dict:
 
 def summarise_run(run_dir: str) -> list:
     """One summary (a dict) per network the run in ``run_dir`` trains."""
-    with open(os.path.join(run_dir, records.CONFIG), encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = records.read_run_meta(run_dir)
     path = os.path.join(run_dir, records.SUMMARY)
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir}: no {records.SUMMARY}: the run has not finished (resume it first)")

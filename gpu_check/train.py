@@ -18,7 +18,6 @@ network)`` and ``__call__(ctx) -> list of records``; see ProbeHook and EvalHook.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -252,17 +251,10 @@ def check_fresh_dir(run_dir: str) -> None:
 def check_run_config(run_dir: str) -> None:
     """The config.json a resumed run continues: present and a run's config, else RunError naming it
     (a resume over a missing or corrupt one leaves a run every other tool rejects)."""
-    path = os.path.join(run_dir, records.CONFIG)
     try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise RunError(f"cannot resume: {path} is missing; the run directory was changed after its checkpoint") \
-            from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RunError(f"cannot resume: {path} is not valid JSON ({err})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise RunError(f"cannot resume: {path} is not a run's config (no 'config' object)")
+        records.read_run_meta(run_dir)
+    except records.RunConfigError as err:
+        raise RunError(f"cannot resume: {err}") from None
 
 
 def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks=None,

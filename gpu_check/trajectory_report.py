@@ -14,7 +14,6 @@ line is cut (the run was killed mid-write) is read without it, with a warning na
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -37,17 +36,10 @@ def read_run_config(run_dir: str) -> dict:
     """The parsed config.json of a run directory; InputError when ``run_dir`` is not a run."""
     if not os.path.isdir(run_dir):
         raise InputError(f"--trajectory {run_dir!r}: no such directory")
-    path = os.path.join(run_dir, records.CONFIG)
-    if not os.path.isfile(path):
-        raise InputError(f"--trajectory {run_dir!r}: not a gpu_check run (no {records.CONFIG})")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"--trajectory {run_dir!r}: {path} is not a run's config (not JSON: {err})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        raise InputError(f"--trajectory {run_dir!r}: {path} is not a run's config (no 'config' object)")
-    return data
+        return records.read_run_meta(run_dir)
+    except records.RunConfigError as err:
+        raise InputError(f"--trajectory {run_dir!r}: {err}") from None
 
 
 def run_meta(run_dir: str) -> dict:

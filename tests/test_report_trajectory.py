@@ -118,7 +118,7 @@ def test_a_directory_that_is_not_a_run_is_refused_in_one_line(tmp_path, config):
     code, out, err = _report("--trajectory", str(tmp_path))
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert err.startswith(f"error: --trajectory {str(tmp_path)!r}: ")
-    assert ("not a gpu_check run (no config.json)" in err) if config is None else ("is not a run's config" in err)
+    assert ("is not a run directory: it has no config.json" in err) if config is None else ("is not a run's config" in err)
 
 
 @pytest.mark.parametrize("norm, probes", [("none", None), ("bn", ""), ("bn", None)],

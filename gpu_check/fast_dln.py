@@ -35,29 +35,27 @@ import math
 import os
 import random
 import time
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from gpu_check import checkpoint, records
-from gpu_check.config import RunConfig, config_from_dict, resume_mismatches
-from gpu_check.measure import cost_table
-from gpu_check.train import (NetworkRun, RunSummary, SimulatedInterruption, StepContext, _add, _run_hooks, _save,
-                             _summary, check_fresh_dir, default_hooks, load_summary, prepare_network, resolve_device,
-                             run_metadata, summary_dict)
+from gpu_check import records
+from gpu_check.config import RunConfig
+from gpu_check.norms import NOISY_KINDS, Normalisation, NoiseSample, noise_generator, sample_noise
+from gpu_check.train import (OpenRun, RunSummary, SimulatedInterruption, StepContext, add_timing, load_summary,
+                             open_run, resolve_device, run_hooks, save_checkpoint, write_summary)
 
 # The normalisations whose statistics are moments of the data (the moment route's domain).
 MOMENT_NORMS = ("none", "bn", "l2")
-# The others the vmap route stacks (noisy-bn draws its noise from a generator per network, layer
-# and step, which a vmap over networks cannot express).
-VMAP_NORMS = ("l1", "linf")
-ROUTES = {**{n: "moments" for n in MOMENT_NORMS}, **{n: "stacked" for n in VMAP_NORMS}}
+# The others: the batched route (BatchedStack) trains them through the real normalisation layer,
+# K networks side by side; noisy-bn's noise is drawn per network from its own generator.
+BATCHED_NORMS = ("noisy-bn", "l1", "linf")
+ROUTES = {**{n: "moments" for n in MOMENT_NORMS}, **{n: "batched" for n in BATCHED_NORMS}}
 # The fewest points for which a stack beats separate runs (python -m gpu_check.bench, dln-paper, one
-# thread: the moment route is on par at K = 1 and 3x faster at K = 4; the vmap route is 0.6-0.9x at
-# K = 1 and 1.2x at K = 4).
-MIN_STACK = {"moments": 1, "stacked": 4}
+# thread: the moment route is on par at K = 1 and 3x faster at K = 4; the batched route: see
+# BATCHED_MIN_STACK_NOTE).
+MIN_STACK = {"moments": 1, "batched": 1}
 # float32's largest finite value: an eager run's float32 loss is inf beyond it, and the run then
 # stops as diverged; the moment route's float64 loss is rounded to float32 for the same test.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -150,17 +148,10 @@ def moment_forward(norm: str, eps: float, weights, gammas, betas, moments: Momen
 
 @dataclass
 class Member:
-    """One grid point of a stack: its run, its live network and its records."""
+    """One grid point of a stack: its opened run (gpu_check.train.open_run) and its records."""
 
-    config: RunConfig
-    run_dir: str
-    net: NetworkRun
-    hooks: list
-    writer: records.RecordWriter = None
-    timing: dict = field(default_factory=dict)      # accumulated over earlier invocations
-    session: dict = field(default_factory=dict)     # this invocation
-    start: int = 0
-    resumed: bool = False
+    run: OpenRun
+    session: dict = field(default_factory=dict)     # this invocation's timings
     status: str = "running"
     message: str = ""
     last: dict = field(default_factory=dict)
@@ -168,38 +159,31 @@ class Member:
     next_step: int = 0
     probe_now: float = 0.0                           # seconds probing at the current step
 
+    @property
+    def config(self) -> RunConfig:
+        return self.run.config
 
-def _open(config: RunConfig, run_dir: str, resume: bool, device) -> Member:
-    """The member's run directory opened as gpu_check.train.run_training opens a run."""
-    os.makedirs(run_dir, exist_ok=True)
-    ckpt = os.path.join(run_dir, records.CHECKPOINT)
-    saved = None
-    if resume:
-        saved = checkpoint.load(ckpt)
-        diffs = resume_mismatches(config_from_dict(saved["config"]), config)
-        if diffs:
-            raise checkpoint.CheckpointError(f"the configuration does not match the checkpoint in {run_dir}: "
-                                             + "; ".join(diffs))
-    else:
-        check_fresh_dir(run_dir)
-    _seed(config.seed)
-    net = prepare_network(config, "dln", device)
-    hooks = default_hooks(config)
-    files = list(dict.fromkeys([records.METRICS, records.EVENTS] + [h.file for h in hooks]))
-    timing = {"wall_s": 0.0, "train_s": 0.0, "checkpoint_s": 0.0, **{f"{h.name}_s": 0.0 for h in hooks}}
-    member = Member(config, run_dir, net, hooks, timing=timing, session={k: 0.0 for k in timing})
-    if saved is not None:
-        records.truncate_records(run_dir, saved["file_sizes"])
-        state = saved["networks"]["dln"]
-        net.model.load_state_dict(state["model"])
-        net.optimizer.load_state_dict(state["optimizer"])
-        member.start, member.resumed = saved["next_step"], True
-        timing.update({k: v for k, v in saved["timing"].items() if k in timing})
-    else:
-        records.atomic_write_json(os.path.join(run_dir, records.CONFIG), run_metadata(config, device, [net]))
-    member.next_step = member.start
-    member.writer = records.RecordWriter(run_dir, files)
-    return member
+    @property
+    def run_dir(self) -> str:
+        return self.run.run_dir
+
+    @property
+    def net(self):
+        return self.run.nets[0]
+
+    @property
+    def hooks(self) -> list:
+        return self.run.hooks
+
+    @property
+    def writer(self) -> records.RecordWriter:
+        return self.run.writer
+
+
+def _open(config: RunConfig, run_dir: str, resume: bool, device, route: str) -> Member:
+    """The member's run directory opened as a separate run opens it (gpu_check.train.open_run)."""
+    run = open_run(config, run_dir, device, resume=resume, log=lambda msg: None, route=route)
+    return Member(run, session={k: 0.0 for k in run.timing}, next_step=run.start)
 
 
 def _seed(seed: int) -> None:
@@ -293,61 +277,127 @@ class Stack:
                     normed += 1
 
 
-class VmapStack:
-    """K DLNs with an l_p norm: the real network's forward pass, vmapped over the stacked
-    parameters and data of the K runs (torch.func), so that each operation runs once for all K.
-    Same float32 arithmetic as a separate run, in a different summation order."""
+def stacked_norm(norms: list) -> Normalisation:
+    """The K networks' normalisation layers of one depth as one layer over their K x d channels
+    side by side (network k's channels are k d .. (k+1) d - 1), holding copies of their gamma,
+    beta and running statistics.  Applied to y^T of the K networks, viewed (1, K d, n), its
+    statistics are each channel's over the n samples, as each network's own layer computes them."""
+    first = norms[0]
+    layer = Normalisation(first.kind, first.channels * len(norms), eps=first.eps, momentum=first.momentum,
+                          noise=first.noise_cfg, seed=first.seed, layer_index=first.layer_index)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_scale"):
+            getattr(layer, name).copy_(torch.cat([getattr(n, name) for n in norms]))
+    return layer
+
+
+class BatchedStack:
+    """K DLNs of a norm outside the moment route (BATCHED_NORMS), trained side by side in float32
+    as a separate run trains one, through the real normalisation layer (gpu_check.norms):
+
+        activations transposed, z^T (K, d, n): y^T = W z^T is one batched (K, d, d) x (K, d, n)
+        product per layer, and the layer's statistics are reductions over the contiguous n axis
+        of one (1, K d, n) view (``stacked_norm``) -- torch's batch_norm kernel for noisy-bn.
+
+    noisy-bn's noise (Algorithm 1) is a function of (seed, layer, step) only: each network's is
+    drawn from its own generator by the separate run's ``sample_noise``, written into its slice
+    of the stack, and given to the layer's ``perturb``.  The arithmetic is float32 like a separate
+    run's, in another summation order."""
 
     def __init__(self, members: list):
         self.members = members
-        self.template = members[0].net.model
-        params, bufs = torch.func.stack_module_state([m.net.model for m in members])
-        self.params = {k: v.detach().clone() for k, v in params.items()}          # (K, ...) each
-        self.bufs = {k: v.clone() for k, v in bufs.items()}
-        self.X = torch.stack([m.net.inputs for m in members])                    # (K, n, d)
-        self.T = torch.stack([m.net.targets for m in members])
+        blocks = [m.net.model.blocks() for m in members]
+        self.depth = len(blocks[0])
+        self.W = torch.stack([torch.stack([b.linear.weight.detach() for _, b in bl]) for bl in blocks], 1).clone()
+        # (L, K, d, d), W[i, k] = layer i + 1 of network k
+        self.norms = [stacked_norm([bl[i][1].norm for bl in blocks]) for i in range(self.depth - 1)]
+        self.layer_index = [b.norm.layer_index for _, b in blocks[0][:-1]]
+        self.X = torch.stack([m.net.inputs.T for m in members]).contiguous()   # (K, d, n)
+        self.T = torch.stack([m.net.targets.T for m in members]).contiguous()  # (K, d, n)
         self.lr = torch.tensor([m.net.optimizer.param_groups[0]["lr"] for m in members], dtype=torch.float32)
+        self.loss = torch.func.vmap(members[0].net.model.loss)                  # (K, d, n) x2 -> (K,)
+        cfg = members[0].config
+        self.noisy, self.noise_cfg = cfg.norm in NOISY_KINDS, cfg.noise
 
     def keep(self, index: list) -> None:
+        """Drop every member not in ``index`` (a diverged run leaves the stack)."""
         idx = torch.as_tensor(index, dtype=torch.long)
+        K, d = len(self.members), self.W.shape[-1]
         self.members = [self.members[i] for i in index]
-        self.params = {k: v[idx] for k, v in self.params.items()}
-        self.bufs = {k: v[idx] for k, v in self.bufs.items()}
-        self.X, self.T, self.lr = self.X[idx], self.T[idx], self.lr[idx]
+        self.W, self.X, self.T, self.lr = self.W[:, idx], self.X[idx], self.T[idx], self.lr[idx]
+        for i, norm in enumerate(self.norms):
+            layer = Normalisation(norm.kind, len(index) * d, eps=norm.eps, momentum=norm.momentum,
+                                  noise=norm.noise_cfg, seed=norm.seed, layer_index=norm.layer_index)
+            with torch.no_grad():
+                for name in ("weight", "bias", "running_mean", "running_scale"):
+                    getattr(layer, name).copy_(getattr(norm, name).detach().view(K, d)[idx].reshape(-1))
+            self.norms[i] = layer
 
-    def _loss(self, params, bufs, x, t):
-        return self.template.loss(torch.func.functional_call(self.template, (params, bufs), (x,)), t)
+    def noise(self, step: int) -> list:
+        """Each layer's NoiseSample of the stack at ``step`` ((1, K d, n) shift and scale): network
+        k's is drawn from the generator of (its seed, layer, step) exactly as its separate run draws
+        it, for its (n, d) activations, and written transposed.  It depends on nothing else, so
+        networks of one seed (a grid's learning rates) share one draw."""
+        K, d, n = self.X.shape
+        seeds = [m.config.seed for m in self.members]
+        distinct = list(dict.fromkeys(seeds))
+        where = torch.tensor([distinct.index(seed) for seed in seeds])                 # (K,) -> its draw
+        out = []
+        for i in range(self.depth - 1):
+            shift, scale = torch.empty(len(distinct), d, n), torch.empty(len(distinct), d, n)
+            mus, sigmas = [], []
+            for j, seed in enumerate(distinct):
+                gen = noise_generator(seed, self.layer_index[i], step, shift.device)
+                sample = sample_noise(gen, (n, d), self.noise_cfg, shift.device, out=(shift[j].T, scale[j].T))
+                mus.append(sample.mu)
+                sigmas.append(sample.sigma)
+            if len(distinct) < K:
+                shift, scale = shift[where], scale[where]                                # (K, d, n)
+            out.append(NoiseSample(torch.stack(mus)[where].reshape(-1), torch.stack(sigmas)[where].reshape(-1),
+                                   shift.view(1, K * d, n), scale.view(1, K * d, n)))
+        return out
 
     def losses_and_grads(self, step: int):
-        """(K,) losses and gradients; the forward pass updates the stacked running statistics,
-        as each network's own forward pass does in a separate run."""
-        leaves = {k: v.requires_grad_(True) for k, v in self.params.items()}
-        self.template.set_step(step)
-        with warnings.catch_warnings():
-            # torch has no batching rule for lerp_ (the running statistics' update): it loops over
-            # the K networks, correctly, and says so once per call site
-            warnings.filterwarnings("ignore", message=".*not yet implemented the batching rule for aten::lerp_",
-                                    category=UserWarning)
-            loss = torch.func.vmap(self._loss)(leaves, self.bufs, self.X, self.T)
-        grads = torch.autograd.grad(loss.sum(), list(leaves.values()))
-        for v in leaves.values():
+        """(K,) losses and float32 gradients of W, then each layer's gamma and beta; the forward
+        pass updates the stacked running statistics, as each network's own forward pass does."""
+        K, d, n = self.X.shape
+        noise = self.noise(step) if self.noisy else [None] * (self.depth - 1)
+        W = self.W.requires_grad_(True)
+        leaves = [W] + [p.requires_grad_(True) for norm in self.norms for p in (norm.weight, norm.bias)]
+        z = self.X
+        for i in range(self.depth):
+            y = torch.bmm(W[i], z)                                                     # (K, d, n)  y^T = W z^T
+            if i < self.depth - 1:
+                norm = self.norms[i]
+                z = norm.perturb(norm.normalise(y.view(1, K * d, n)), noise[i]).view(K, d, n)
+        loss = self.loss(y, self.T)                                                    # (K,)
+        grads = torch.autograd.grad(loss.sum(), leaves)
+        for v in leaves:
             v.requires_grad_(False)
         return loss.detach().double(), list(grads), None
 
     def update(self, grads, stats, alive) -> None:
-        lr = torch.where(alive, self.lr, torch.zeros_like(self.lr))
+        """The run's SGD step (p <- p - lr g, float32) for the networks whose loss is finite."""
+        d = self.W.shape[-1]
+        lr = torch.where(alive, self.lr, torch.zeros_like(self.lr))                      # (K,)
         with torch.no_grad():
-            for (name, p), g in zip(self.params.items(), grads):
-                g = torch.where(alive.view((-1,) + (1,) * (g.dim() - 1)), g, torch.zeros_like(g))
-                p.sub_(g * lr.view((-1,) + (1,) * (g.dim() - 1)))
+            g = torch.where(alive.view(1, -1, 1, 1), grads[0], torch.zeros_like(grads[0]))
+            self.W.sub_(g * lr.view(1, -1, 1, 1))
+            lr_c, alive_c = lr.repeat_interleave(d), alive.repeat_interleave(d)           # (K d,)
+            params = [p for norm in self.norms for p in (norm.weight, norm.bias)]
+            for p, g in zip(params, grads[1:]):
+                p.sub_(torch.where(alive_c, g, torch.zeros_like(g)) * lr_c)
 
     def materialise(self, k: int) -> None:
+        """Member k's real network takes the stacked parameters and running statistics."""
         model = self.members[k].net.model
+        d = self.W.shape[-1]
         with torch.no_grad():
-            for name, v in self.params.items():
-                model.get_parameter(name).copy_(v[k])
-            for name, v in self.bufs.items():
-                model.get_buffer(name).copy_(v[k])
+            for i, (_, block) in enumerate(model.blocks()):
+                block.linear.weight.copy_(self.W[i, k])
+                if block.norm is not None:
+                    for name in ("weight", "bias", "running_mean", "running_scale"):
+                        getattr(block.norm, name).copy_(getattr(self.norms[i], name)[k * d:(k + 1) * d])
 
 
 def train_stack(items: list, *, device: str = "cpu", on_done=None, stop_after: int = None) -> list:
@@ -365,34 +415,32 @@ def train_stack(items: list, *, device: str = "cpu", on_done=None, stop_after: i
     if len({stack_key(c) for c in configs}) != 1:
         raise StackError("stacked runs must share every setting except lr and seed")
     dev = resolve_device(device if device != "auto" else configs[0].device)
-    if dev.type == "cpu":         # process-wide, as in a separate run
-        torch.set_num_threads(configs[0].cpu_threads)
-    members = [_open(c, d, r, dev) for c, d, r in items]
-    order = {id(m): i for i, m in enumerate(members)}
-    if len({m.start for m in members}) != 1:
-        raise StackError("stacked runs must resume from the same step")
-    cfg, start = configs[0], members[0].start
-    results = [None] * len(members)
-    if start > cfg.steps:
-        for i, m in enumerate(members):
-            results[i] = _finish(m, cfg, "complete", already=True)
-        return results
-    git = records.git_revision()
-    for m in members:
-        m.writer.write(records.EVENTS, [{"event": "resume" if m.resumed else "start", "step": m.start,
-                                         "time": time.time(), "git": git,
-                                         "device": records.device_description(dev),
-                                         "route": f"{route_name(cfg)}(K={len(members)})"}])
+    route = f"{route_name(configs[0])}(K={len(items)})"
+    members = []
     try:
-        return _train(members, order, results, cfg, dev, on_done, stop_after)
+        for c, d, r in items:
+            members.append(_open(c, d, r, dev, route))
+        if len({m.run.start for m in members}) != 1:
+            raise StackError("stacked runs must resume from the same step")
+    except BaseException:
+        for m in members:
+            if m.writer is not None:
+                m.writer.close()
+        raise
+    if members[0].run.complete:           # every checkpoint is past the last step: nothing to do
+        return [load_summary(m.run_dir) for m in members]
+    order = {id(m): i for i, m in enumerate(members)}
+    results = [None] * len(members)
+    try:
+        return _train(members, order, results, configs[0], dev, on_done, stop_after)
     finally:
         for m in members:
             m.writer.close()
 
 
 def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
-    start = members[0].start
-    stack = (Stack if cfg.norm in MOMENT_NORMS else VmapStack)(members)
+    start = members[0].run.start
+    stack = (Stack if cfg.norm in MOMENT_NORMS else BatchedStack)(members)
     t_begin = time.perf_counter()
     for step in range(start, cfg.steps + 1):
         if stop_after is not None and step == stop_after:
@@ -449,8 +497,8 @@ def _train(members, order, results, cfg, dev, on_done, stop_after) -> list:
             stack.materialise(k)
             t0 = time.perf_counter()
             _seed(m.config.seed)
-            _save(os.path.join(m.run_dir, records.CHECKPOINT), m.config, cfg.steps + 1, [m.net], m.writer,
-                  _add(m.timing, m.session))
+            save_checkpoint(os.path.join(m.run_dir, records.CHECKPOINT), m.config, cfg.steps + 1, [m.net], m.writer,
+                  add_timing(m.run.timing, m.session))
             m.session["checkpoint_s"] += time.perf_counter() - t0
             results[order[id(m)]] = _finish(m, cfg, "complete")
             if on_done:
@@ -468,7 +516,7 @@ def _hooks(stack: Stack, step: int, device) -> None:
         _seed(m.config.seed)
         m.net.model.set_step(step)
         ctx = StepContext(step, m.net, *m.net.batch(step), m.config)
-        m.probe_now = _run_hooks(due, ctx, device, m.writer, m.session)
+        m.probe_now = run_hooks(due, ctx, device, m.writer, m.session)
 
 
 def _checkpoint(stack: Stack, next_step: int, t_begin: float) -> None:
@@ -477,22 +525,15 @@ def _checkpoint(stack: Stack, next_step: int, t_begin: float) -> None:
         stack.materialise(k)
         _seed(m.config.seed)
         m.session["wall_s"] = (t0 - t_begin) / len(stack.members)
-        _save(os.path.join(m.run_dir, records.CHECKPOINT), m.config, next_step, [m.net], m.writer,
-              _add(m.timing, m.session))
+        save_checkpoint(os.path.join(m.run_dir, records.CHECKPOINT), m.config, next_step, [m.net], m.writer,
+              add_timing(m.run.timing, m.session))
         m.session["checkpoint_s"] += time.perf_counter() - t0
 
 
-def _finish(m: Member, cfg: RunConfig, status: str, already: bool = False) -> RunSummary:
+def _finish(m: Member, cfg: RunConfig, status: str) -> RunSummary:
     """Close the member's records and write its summary.json, as a separate run does."""
-    if already:
-        m.writer.close()
-        return load_summary(m.run_dir)
     m.status = status
-    total = _add(m.timing, m.session)
+    total = add_timing(m.run.timing, m.session)
     m.writer.write(records.EVENTS, [{"event": status, "step": m.next_step, "time": time.time()}])
     m.writer.close()
-    summary = _summary(cfg, status, m.message, m.next_step, m.trained, m.session, total, m.last, [m.net])
-    summary = replace(summary, measure_cost=cost_table(m.hooks, m.session["train_s"], m.trained,
-                                                       m.session["wall_s"]))
-    records.atomic_write_json(os.path.join(m.run_dir, records.SUMMARY), summary_dict(summary))
-    return summary
+    return write_summary(m.run, status, m.message, m.next_step, m.trained, m.session, total, m.last)

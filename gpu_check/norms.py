@@ -75,16 +75,24 @@ def noise_generator(seed: int, layer_index: int, step: int, device) -> torch.Gen
     return gen
 
 
-def sample_noise(gen: torch.Generator, shape: tuple, cfg: NoiseConfig, device) -> NoiseSample:
+def sample_noise(gen: torch.Generator, shape: tuple, cfg: NoiseConfig, device, out: tuple = None) -> NoiseSample:
     """Draw the parameters of D_j^t and the per-activation noise of Algorithm 1, float32.
-    shape = (n, C, ...): every position of dims 0, 2, 3, ... is a 'sample i'."""
+    shape = (n, C, ...): every position of dims 0, 2, 3, ... is a 'sample i'.  ``out``: optional
+    (shift, scale) float32 tensors of ``shape``, of any strides, that receive the noise (the
+    batched DLN route writes each network's noise into its slice of a stack); the values are the
+    same either way: each operation below rounds to float32 in place or not alike."""
     C = shape[1]
     kw = dict(generator=gen, device=device, dtype=torch.float32)
     mu = (2 * torch.rand(C, **kw) - 1) * cfg.n_mu                         # (C,)
     sigma = 1 + torch.rand(C, **kw) * (cfg.n_sigma - 1)                   # (C,)
-    ones = torch.ones(shape, device=device, dtype=torch.float32)
-    shift = channel_view(mu, ones) + (2 * torch.rand(shape, **kw) - 1) * cfg.r_mu          # shape
-    scale = channel_view(sigma, ones) + torch.randn(shape, **kw) * cfg.r_sigma             # shape
+    if out is None:
+        out = (torch.empty(shape, device=device, dtype=torch.float32),
+               torch.empty(shape, device=device, dtype=torch.float32))
+    shift, scale = out
+    # shift = mu_j + (2 u - 1) r_mu, u ~ U(0, 1)                                            shape
+    torch.mul(torch.rand(shape, **kw), 2, out=shift).sub_(1).mul_(cfg.r_mu).add_(channel_view(mu, shift))
+    # scale = sigma_j + r_sigma e, e ~ N(0, 1)                                                shape
+    torch.mul(torch.randn(shape, **kw), cfg.r_sigma, out=scale).add_(channel_view(sigma, scale))
     return NoiseSample(mu, sigma, shift, scale)
 
 
@@ -187,11 +195,16 @@ class Normalisation(nn.Module):
         y_hat = centred / channel_view(torch.sqrt(var), y)
         return channel_view(self.weight, y) * y_hat + channel_view(self.bias, y)
 
-    def perturb(self, z: torch.Tensor) -> torch.Tensor:
+    def perturb(self, z: torch.Tensor, noise: NoiseSample = None) -> torch.Tensor:
+        """Algorithm 1's noise on z (noisy kinds in training mode; else z): drawn from the
+        generator of (seed, layer, step), or ``noise`` when given -- gpu_check.fast_dln's batched
+        route draws each network's noise from that same generator and passes the stack's."""
         if self.kind not in NOISY_KINDS or not self.training:
             return z
-        gen = noise_generator(self.seed, self.layer_index, self.step, z.device)
-        return apply_noise(z, sample_noise(gen, tuple(z.shape), self.noise_cfg, z.device))
+        if noise is None:
+            gen = noise_generator(self.seed, self.layer_index, self.step, z.device)
+            noise = sample_noise(gen, tuple(z.shape), self.noise_cfg, z.device)
+        return apply_noise(z, noise)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if self.probe_site is not None:

@@ -24,7 +24,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -257,11 +257,30 @@ def check_run_config(run_dir: str) -> None:
         raise RunError(f"cannot resume: {err}") from None
 
 
-def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks=None,
-                 progress: bool = True, stop_after: int = None, log=None) -> RunSummary:
-    """Train (or continue) the run of ``config`` in ``run_dir``; see the module docstring."""
+@dataclass
+class OpenRun:
+    """A run directory opened for training: what run_training and gpu_check.fast_dln's stacks
+    start from (``open_run``)."""
+
+    config: RunConfig
+    run_dir: str
+    nets: list                      # NetworkRun per network of the config, restored on resume
+    hooks: list
+    writer: Optional[records.RecordWriter]     # None when ``complete``
+    timing: dict                    # seconds accumulated over earlier invocations
+    start: int                      # the first step this invocation trains
+    resumed: bool
+    complete: bool = False          # the checkpoint is past the last step: nothing to do
+
+
+def open_run(config: RunConfig, run_dir: str, device: torch.device, *, resume: bool = False, hooks=None,
+             log=None, route: Optional[str] = None) -> OpenRun:
+    """Open ``run_dir`` for ``config``: check it (a fresh directory, or a checkpoint of this
+    config), seed the process's RNGs, build the networks and their hooks, restore a checkpoint's
+    state and RNGs and truncate the records to it, write config.json (fresh runs), open the
+    record files and write the 'start' / 'resume' event (with ``route`` when given).  A resume of
+    a run killed before its first checkpoint starts afresh (its files are removed)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    device = resolve_device(config.device)
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, records.CHECKPOINT)
     saved = None
@@ -283,7 +302,7 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
                                              f"{run_dir}: " + "; ".join(diffs))
         if saved["next_step"] > config.steps:
             log(f"{run_dir}: the run is already complete ({config.steps} steps); nothing to do")
-            return load_summary(run_dir)
+            return OpenRun(config, run_dir, [], [], None, dict(saved["timing"]), saved["next_step"], True, True)
     else:
         check_fresh_dir(run_dir)
 
@@ -316,9 +335,22 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
         records.atomic_write_json(os.path.join(run_dir, records.CONFIG), run_metadata(config, device, nets))
 
     writer = records.RecordWriter(run_dir, files)
-    writer.write(records.EVENTS, [{"event": "resume" if saved else "start", "step": start,
-                                   "time": time.time(), "git": records.git_revision(),
-                                   "device": records.device_description(device)}])
+    event = {"event": "resume" if saved else "start", "step": start, "time": time.time(),
+             "git": records.git_revision(), "device": records.device_description(device)}
+    writer.write(records.EVENTS, [event if route is None else {**event, "route": route}])
+    return OpenRun(config, run_dir, nets, hooks, writer, timing, start, saved is not None)
+
+
+def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks=None,
+                 progress: bool = True, stop_after: int = None, log=None) -> RunSummary:
+    """Train (or continue) the run of ``config`` in ``run_dir``; see the module docstring."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    device = resolve_device(config.device)
+    run = open_run(config, run_dir, device, resume=resume, hooks=hooks, log=log)
+    if run.complete:
+        return load_summary(run_dir)
+    nets, hooks, writer, timing, start = run.nets, run.hooks, run.writer, run.timing, run.start
+    ckpt_path = os.path.join(run_dir, records.CHECKPOINT)
     session = {k: 0.0 for k in timing}
     last, trained, next_step = {}, 0, start
     status, message = "complete", ""
@@ -331,7 +363,7 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
             for net in nets:
                 ctx = StepContext(step, net, *net.batch(step), config)
                 net.model.set_step(step)
-                probe_time = _run_hooks(hooks, ctx, device, writer, session)
+                probe_time = run_hooks(hooks, ctx, device, writer, session)
                 if step == config.steps:            # the final parameters: hooks only
                     next_step = step + 1
                     continue
@@ -356,13 +388,13 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
                 if next_step % config.checkpoint_every == 0 or next_step == config.steps:
                     t0 = time.perf_counter()
                     session["wall_s"] = t0 - t_begin
-                    _save(ckpt_path, config, next_step, nets, writer, _add(timing, session))
+                    save_checkpoint(ckpt_path, config, next_step, nets, writer, add_timing(timing, session))
                     session["checkpoint_s"] += time.perf_counter() - t0
         session["wall_s"] = time.perf_counter() - t_begin
-        total = _add(timing, session)
+        total = add_timing(timing, session)
         if status == "complete":
             t0 = time.perf_counter()
-            _save(ckpt_path, config, config.steps + 1, nets, writer, total)   # hooks at t = steps done
+            save_checkpoint(ckpt_path, config, config.steps + 1, nets, writer, total)   # hooks at t = steps done
             session["checkpoint_s"] += time.perf_counter() - t0
         writer.write(records.EVENTS, [{"event": status, "step": next_step, "time": time.time()}])
     except KeyboardInterrupt:
@@ -372,13 +404,10 @@ def run_training(config: RunConfig, run_dir: str, *, resume: bool = False, hooks
     finally:
         bar.close()
         writer.close()
-    summary = _summary(config, status, message, next_step, trained, session, total, last, nets)
-    summary = replace(summary, measure_cost=cost_table(hooks, session["train_s"], trained, session["wall_s"]))
-    records.atomic_write_json(os.path.join(run_dir, records.SUMMARY), summary_dict(summary))
-    return summary
+    return write_summary(run, status, message, next_step, trained, session, total, last)
 
 
-def _run_hooks(hooks, ctx: StepContext, device, writer, session: dict) -> float:
+def run_hooks(hooks, ctx: StepContext, device, writer, session: dict) -> float:
     """Every hook due at this step, under a preserved RNG; returns the seconds spent probing."""
     probe_time = 0.0
     for hook in hooks:
@@ -409,11 +438,11 @@ def _train_and_record(ctx: StepContext, device, writer, session: dict, probe_tim
     return row
 
 
-def _add(a: dict, b: dict) -> dict:
+def add_timing(a: dict, b: dict) -> dict:
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
 
 
-def _save(path, config, next_step, nets, writer, timing):
+def save_checkpoint(path, config, next_step, nets, writer, timing):
     checkpoint.save(path, config=config_to_dict(config), next_step=next_step,
                     networks={n.name: {"model": n.model.state_dict(), "optimizer": n.optimizer.state_dict(),
                                        "data_order": n.data_order(min(next_step, config.steps))}
@@ -447,6 +476,16 @@ def _progress_bar(config: RunConfig, start: int, enabled: bool):
 
     return tqdm(total=config.steps, initial=start, file=sys.stderr, disable=not enabled,
                 desc=f"{config.preset}/{config.norm}", unit="step", dynamic_ncols=True)
+
+
+def write_summary(run: OpenRun, status: str, message: str, next_step: int, trained: int, session: dict,
+                  total: dict, last: dict) -> RunSummary:
+    """The run's summary (this invocation's ``session`` timings, the ``total`` over all, the
+    measurements' cost table), written to summary.json and returned."""
+    summary = _summary(run.config, status, message, next_step, trained, session, total, last, run.nets)
+    summary = replace(summary, measure_cost=cost_table(run.hooks, session["train_s"], trained, session["wall_s"]))
+    records.atomic_write_json(os.path.join(run.run_dir, records.SUMMARY), summary_dict(summary))
+    return summary
 
 
 def _summary(config, status, message, next_step, trained, session, total, last, nets) -> RunSummary:

@@ -14,7 +14,7 @@ def test_json_rows_have_exactly_the_documented_fields(capsys, one_cpu_thread):
         assert set(r) == ROW
         assert r["separate_steps_per_s"] > 0 and r["fast_steps_per_s"] > 0
         assert abs(r["speedup"] - r["fast_steps_per_s"] / r["separate_steps_per_s"]) < 1e-9 * r["speedup"]
-    assert [r["route"] for r in rows] == ["moments", "moments", "separate", "stacked"]
+    assert [r["route"] for r in rows] == ["moments", "moments", "separate", "batched"]
 
 
 def test_bad_k_is_one_line_exit_2(capsys):

@@ -49,6 +49,38 @@ def test_noisy_bn_output_is_s_times_bn_plus_m_with_the_draws_of_its_step():
     assert torch.equal(out, apply_noise(bn, draws))
 
 
+def test_noise_written_into_given_tensors_of_any_strides_is_the_draw_itself_bit_for_bit():
+    """sample_noise(out=...) (the batched DLN route writes each network's noise transposed into a
+    stack) gives the values of a plain draw, which are Algorithm 1's lines 12-13 written out."""
+    for shape in ((1000, 10), (6, 3, 4, 5)):
+        plain = sample_noise(noise_generator(7, 3, 5, "cpu"), shape, ALGORITHM_1, "cpu")
+        stack = torch.empty((2,) + tuple(reversed(shape)))
+        given = sample_noise(noise_generator(7, 3, 5, "cpu"), shape, ALGORITHM_1, "cpu",
+                             out=(stack[0].permute(*reversed(range(len(shape)))),
+                                  stack[1].permute(*reversed(range(len(shape))))))
+        gen = noise_generator(7, 3, 5, "cpu")          # the draws in order: mu, sigma, shift's u, scale's e
+        kw = dict(generator=gen, dtype=torch.float32)
+        mu = (2 * torch.rand(shape[1], **kw) - 1) * ALGORITHM_1.n_mu
+        sigma = 1 + torch.rand(shape[1], **kw) * (ALGORITHM_1.n_sigma - 1)
+        view = (1, -1) + (1,) * (len(shape) - 2)
+        shift = mu.view(view) + (2 * torch.rand(shape, **kw) - 1) * ALGORITHM_1.r_mu
+        scale = sigma.view(view) + torch.randn(shape, **kw) * ALGORITHM_1.r_sigma
+        for d in (plain, given):
+            assert torch.equal(d.mu, mu) and torch.equal(d.sigma, sigma)
+            assert torch.equal(d.shift, shift) and torch.equal(d.scale, scale)
+        assert torch.equal(stack[0].permute(*reversed(range(len(shape)))), shift)
+
+
+def test_a_given_noise_sample_is_applied_instead_of_a_draw():
+    noisy = layer("noisy-bn", 4)
+    noisy.step = 5
+    y = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    other = sample_noise(noise_generator(8, 0, 0, "cpu"), (16, 4), ALGORITHM_1, "cpu")
+    z = noisy.normalise(y)
+    assert torch.equal(noisy.perturb(z, other), apply_noise(z, other))
+    assert not torch.equal(noisy.perturb(z, other), noisy.perturb(z))
+
+
 def test_noisy_none_adds_the_noise_of_noisy_bn_to_the_unnormalised_output_and_learns_nothing():
     """Section 2.1's standard network with the same noise: y -> s y + m, the draws of noisy-bn's
     step and layer; no gamma or beta; the identity in evaluation mode."""

@@ -157,7 +157,7 @@ def test_plan_stacks_dln_points_only_where_a_stack_beats_separate_runs(tmp_path)
         tasks, _ = G.plan(g, str(tmp_path / f"{norm}{seeds}{route}"))
         return sorted((t.stacked, len(t.points)) for t in tasks)
     assert routes("bn", 1) == [(True, 1)]
-    assert routes("l1", fast_dln.MIN_STACK["stacked"] - 1) == [(False, 1)] * (fast_dln.MIN_STACK["stacked"] - 1)
+    assert routes("l1", fast_dln.MIN_STACK["batched"] - 1) == [(False, 1)] * (fast_dln.MIN_STACK["batched"] - 1)
     assert routes("linf", 4) == [(True, 4)]
     assert routes("noisy-bn", 2) == [(False, 1), (False, 1)]
     assert routes("bn", 3, "separate") == [(False, 1)] * 3

@@ -428,6 +428,9 @@ def plan(grid: Grid, out: str, stack_size: int = 16) -> tuple:
         if len(group) < fast_dln.MIN_STACK[fast_dln.route_name(group[0][1])]:
             single += group            # too few points for the stack to beat separate runs
             continue
+        # a seed's points side by side: a stack split into parts keeps them together (noisy-bn's
+        # noise is a function of the seed, drawn once per seed in a stack)
+        group.sort(key=lambda pc: (pc[1].seed, pc[0].name))
         for i in range(0, len(group), stack_size):
             part = group[i:i + stack_size]
             tasks.append(Task(out, tuple(p for p, _ in part), tuple(config_to_dict(c) for _, c in part), True))
@@ -448,7 +451,9 @@ def balance(tasks: list, workers: int) -> list:
         big = max((t for t in tasks if splittable(t)), key=lambda t: len(t.points), default=None)
         if big is None:
             break
-        h = len(big.points) // 2
+        # halve it, at the seed boundary nearest the middle when there is one (plan sorts by seed)
+        cuts = [i for i in range(1, len(big.points)) if big.points[i].seed != big.points[i - 1].seed]
+        h = min(cuts, key=lambda i: abs(2 * i - len(big.points))) if cuts else len(big.points) // 2
         tasks.remove(big)
         tasks += [Task(big.out, big.points[:h], big.configs[:h], True), Task(big.out, big.points[h:], big.configs[h:], True)]
     return tasks

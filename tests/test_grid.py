@@ -159,7 +159,18 @@ def test_plan_stacks_dln_points_only_where_a_stack_beats_separate_runs(tmp_path)
     assert routes("bn", 1) == [(True, 1)]
     assert routes("l1", fast_dln.MIN_STACK["batched"] - 1) == [(False, 1)] * (fast_dln.MIN_STACK["batched"] - 1)
     assert routes("linf", 4) == [(True, 4)]
-    assert routes("noisy-bn", 2) == [(False, 1), (False, 1)]
+    assert routes("noisy-bn", 2) == [(True, 2)]
     assert routes("bn", 3, "separate") == [(False, 1)] * 3
     g = G.make_grid(["smoke"], ["bn"], [1e-3], [0, 1], {"steps": 3})
     assert all(not t.stacked for t in G.plan(g, str(tmp_path / "smoke"))[0])   # a VGG: always separate
+
+
+def test_a_stack_holds_a_seeds_points_together_and_splits_between_seeds(tmp_path):
+    """noisy-bn's noise is drawn once per seed in a stack: plan puts a seed's learning rates side by
+    side, and balance halves a stack for idle workers at the seed boundary nearest the middle."""
+    g = G.make_grid(["dln-paper"], ["noisy-bn"], [1e-9, 1e-8, 1e-7, 3e-7, 1e-6], [0, 1, 2], {"steps": 3})
+    [task], _ = G.plan(g, str(tmp_path))
+    assert [p.seed for p in task.points] == [0] * 5 + [1] * 5 + [2] * 5
+    halves = G.balance([task], 2)
+    assert sorted(len(t.points) for t in halves) == [5, 10]
+    assert all(len({p.seed for p in t.points}) == len(t.points) // 5 for t in halves)

@@ -7,13 +7,13 @@ are trained for --steps steps twice, in this process, with the same thread count
 ``cpu_threads``) and the same records written (config, metrics, events, checkpoints, summary;
 probes and measurements off on both sides, so that the numbers are the training's): once as K
 separate runs (gpu_check.train.run_training), once by the route the grid uses for that norm
-(gpu_check.grid.plan: the moment route's stack for a DLN with none/bn/l2, separate runs
-otherwise).  Rows:
+(gpu_check.grid.plan: a DLN's stack -- the moment route for none/bn/l2, the batched route for
+noisy-bn/l1/linf from MIN_STACK points -- separate runs otherwise).  Rows:
 
     {"preset", "norm", "k", "separate_steps_per_s", "fast_steps_per_s", "speedup", "route", "compile_s"}
 
 model-steps per second = K x steps / wall seconds; ``compile_s`` is the one-time preparation of
-the fast route (0 for the moment route, which compiles nothing), reported apart and counted in a
+the fast route (0 for both routes, which compile nothing), reported apart and counted in a
 grid's time.  Each side is warmed up once (one point, a few steps) before it is timed.
 """
 from __future__ import annotations

@@ -17,9 +17,9 @@ is a dead process on this host, or when its heartbeat is older than LOCK_STALE_S
 another host that died or lost the file system); a stale lock is broken under a second
 O_EXCL file, so two contenders cannot both break it.
 
-DLN points whose norm has moment statistics (gpu_check.fast_dln) are trained in stacks by the
-moment route; every other point is a separate run (gpu_check.train.run_training).  Both write
-the same run directory.
+DLN points are trained in stacks (gpu_check.fast_dln): by the moment route (none, bn, l2) or the
+batched route (noisy-bn, l1, linf; from MIN_STACK points); every other point is a separate run
+(gpu_check.train.run_training).  Both write the same run directory.
 """
 from __future__ import annotations
 

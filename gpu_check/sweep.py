@@ -7,8 +7,8 @@
 Each point is an ordinary run directory DIR/<preset>/<norm>/lr<LR>/seed<S> (see gpu_check.grid);
 DIR/grid.json records the grid.  Rerunning skips complete (and diverged) points and resumes
 partial ones.  A run that diverges ends with status 'diverged' and the grid goes on.  DLN points
-with norm none, bn or l2 are trained in stacks by the exact moment route (gpu_check.fast_dln)
-unless --route separate; every other point is a separate run.
+are trained in stacks (gpu_check.fast_dln) unless --route separate: none, bn and l2 by the exact
+moment route, noisy-bn, l1 and linf by the batched route; every other point is a separate run.
 
 Executors: ``local`` runs the tasks in --jobs processes (1: in this process); ``ray`` runs each
 task (a point or a stack) as a Ray task: a local Ray instance by default, an existing cluster
@@ -54,10 +54,10 @@ def parser():
     p.add_argument("--jobs", type=cli.positive_int, default=1, metavar="K",
                    help="local executor: tasks run at once, one process each (default 1: in this process)")
     p.add_argument("--route", choices=G.ROUTES, default="auto",
-                   help="auto: DLN points with norm none/bn/l2 by the moment route; separate: every point "
-                   "a separate eager run")
+                   help="auto: DLN points in stacks (none/bn/l2 by the moment route, noisy-bn/l1/linf by the "
+                   "batched route); separate: every point a separate eager run")
     p.add_argument("--stack", type=cli.positive_int, default=16, metavar="K",
-                   help="at most K DLN points in one moment-route stack (default 16)")
+                   help="at most K DLN points in one stack (default 16)")
     p.add_argument("--ray-logs", action="store_true", help="show Ray's own log output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("options of gpu_check.run shared by every point")

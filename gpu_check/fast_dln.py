@@ -349,21 +349,22 @@ class BatchedStack:
         it, for its (n, d) activations, and written transposed.  It depends on nothing else, so
         networks of one seed (a grid's learning rates) share one draw."""
         K, d, n = self.X.shape
-        seeds = [m.config.seed for m in self.members]
-        distinct = list(dict.fromkeys(seeds))
-        where = torch.tensor([distinct.index(seed) for seed in seeds])                 # (K,) -> its draw
+        first = {}                                    # seed -> the first network of that seed
+        for k, m in enumerate(self.members):
+            first.setdefault(m.config.seed, k)
         out = []
         for i in range(self.depth - 1):
-            shift, scale = torch.empty(len(distinct), d, n), torch.empty(len(distinct), d, n)
-            mus, sigmas = [], []
-            for j, seed in enumerate(distinct):
+            shift, scale = torch.empty(K, d, n), torch.empty(K, d, n)
+            drawn = {}
+            for seed, k in first.items():
                 gen = noise_generator(seed, self.layer_index[i], step, shift.device)
-                sample = sample_noise(gen, (n, d), self.noise_cfg, shift.device, out=(shift[j].T, scale[j].T))
-                mus.append(sample.mu)
-                sigmas.append(sample.sigma)
-            if len(distinct) < K:
-                shift, scale = shift[where], scale[where]                                # (K, d, n)
-            out.append(NoiseSample(torch.stack(mus)[where].reshape(-1), torch.stack(sigmas)[where].reshape(-1),
+                drawn[seed] = sample_noise(gen, (n, d), self.noise_cfg, shift.device, out=(shift[k].T, scale[k].T))
+            for k, m in enumerate(self.members):
+                if first[m.config.seed] != k:                        # a copy of its seed's draw
+                    shift[k].copy_(shift[first[m.config.seed]])
+                    scale[k].copy_(scale[first[m.config.seed]])
+            samples = [drawn[m.config.seed] for m in self.members]
+            out.append(NoiseSample(torch.cat([x.mu for x in samples]), torch.cat([x.sigma for x in samples]),
                                    shift.view(1, K * d, n), scale.view(1, K * d, n)))
         return out
 

@@ -225,7 +225,7 @@ class Stack:
             self.gamma, self.beta, self.rmean, self.rscale = (t.clone() for t in (self.gamma, self.beta,
                                                                                    self.rmean, self.rscale))
         self.lr = torch.tensor([m.net.optimizer.param_groups[0]["lr"] for m in members],
-                               dtype=torch.float32)                              # (K,)
+                               dtype=torch.float32, device=self.W.device)        # (K,)
         self.moments = data_moments([m.net.inputs for m in members], [m.net.targets for m in members])
         cfg = members[0].config
         self.norm, self.eps, self.momentum = cfg.norm, cfg.bn_eps, cfg.bn_momentum
@@ -294,7 +294,7 @@ def stacked_norm(norms: list) -> Normalisation:
     statistics are each channel's over the n samples, as each network's own layer computes them."""
     first = norms[0]
     layer = Normalisation(first.kind, first.channels * len(norms), eps=first.eps, momentum=first.momentum,
-                          noise=first.noise_cfg, seed=first.seed, layer_index=first.layer_index)
+                          noise=first.noise_cfg, seed=first.seed, layer_index=first.layer_index).to(first.weight.device)
     with torch.no_grad():
         for name in ("weight", "bias", "running_mean", "running_scale"):
             getattr(layer, name).copy_(torch.cat([getattr(n, name) for n in norms]))
@@ -324,7 +324,8 @@ class BatchedStack:
         self.layer_index = [b.norm.layer_index for _, b in blocks[0][:-1]]
         self.X = torch.stack([m.net.inputs.T for m in members]).contiguous()   # (K, d, n)
         self.T = torch.stack([m.net.targets.T for m in members]).contiguous()  # (K, d, n)
-        self.lr = torch.tensor([m.net.optimizer.param_groups[0]["lr"] for m in members], dtype=torch.float32)
+        self.lr = torch.tensor([m.net.optimizer.param_groups[0]["lr"] for m in members], dtype=torch.float32,
+                               device=self.X.device)
         self.loss = torch.func.vmap(members[0].net.model.loss)                  # (K, d, n) x2 -> (K,)
         cfg = members[0].config
         self.noisy, self.noise_cfg = cfg.norm in NOISY_KINDS, cfg.noise
@@ -337,7 +338,7 @@ class BatchedStack:
         self.W, self.X, self.T, self.lr = self.W[:, idx], self.X[idx], self.T[idx], self.lr[idx]
         for i, norm in enumerate(self.norms):
             layer = Normalisation(norm.kind, len(index) * d, eps=norm.eps, momentum=norm.momentum,
-                                  noise=norm.noise_cfg, seed=norm.seed, layer_index=norm.layer_index)
+                                  noise=norm.noise_cfg, seed=norm.seed, layer_index=norm.layer_index).to(norm.weight.device)
             with torch.no_grad():
                 for name in ("weight", "bias", "running_mean", "running_scale"):
                     getattr(layer, name).copy_(getattr(norm, name).detach().view(K, d)[idx].reshape(-1))
@@ -354,7 +355,7 @@ class BatchedStack:
             first.setdefault(m.config.seed, k)
         out = []
         for i in range(self.depth - 1):
-            shift, scale = torch.empty(K, d, n), torch.empty(K, d, n)
+            shift, scale = (torch.empty(K, d, n, device=self.X.device) for _ in range(2))
             drawn = {}
             for seed, k in first.items():
                 gen = noise_generator(seed, self.layer_index[i], step, shift.device)

@@ -133,6 +133,7 @@ class Normalisation(nn.Module):
         self.step = 0                  # the time step t of Algorithm 1, set by the training loop
         self.update_running = True     # measurements switch this off: they must not move the buffers
         self.probe_site = None         # set by gpu_check.probes (ProbeableNormalisation)
+        self._noise_cache = None       # (step, shape, device) and its NoiseSample (``_drawn_noise``)
 
     # gpu_check.probes.ProbeableNormalisation: the BatchNorm map's y, z, gamma, beta and eps
     @property
@@ -202,9 +203,18 @@ class Normalisation(nn.Module):
         if self.kind not in NOISY_KINDS or not self.training:
             return z
         if noise is None:
-            gen = noise_generator(self.seed, self.layer_index, self.step, z.device)
-            noise = sample_noise(gen, tuple(z.shape), self.noise_cfg, z.device)
+            noise = self._drawn_noise(tuple(z.shape), z.device)
         return apply_noise(z, noise)
+
+    def _drawn_noise(self, shape: tuple, device) -> NoiseSample:
+        """The draw of (seed, layer, step) for ``shape``: drawn once, kept until the step or the
+        shape changes (the measurements and probes of a step make many forward passes, each of
+        which would draw the same values again)."""
+        key = (self.step, shape, torch.device(device))
+        if self._noise_cache is None or self._noise_cache[0] != key:
+            gen = noise_generator(self.seed, self.layer_index, self.step, device)
+            self._noise_cache = (key, sample_noise(gen, shape, self.noise_cfg, device))
+        return self._noise_cache[1]
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if self.probe_site is not None:

@@ -194,3 +194,19 @@ def test_bn_with_epsilon_zero_is_the_papers_map_and_keeps_running_statistics():
     torch.testing.assert_close(z, (y - mu) / sigma)
     torch.testing.assert_close(bn.running_mean, 0.5 * mu.flatten())
     torch.testing.assert_close(bn.running_scale, 0.5 + 0.5 * y.var((0, 2, 3), unbiased=True))
+
+
+def test_the_noise_of_a_step_is_drawn_once_and_equals_a_fresh_draw():
+    """Many forward passes of one step (a measurement's, a probe's) reuse its draw; a new step or
+    a new shape draws afresh, and every draw is the one noise_generator(seed, layer, step) gives."""
+    noisy = layer("noisy-bn", 4)
+    y = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    noisy.step = 5
+    first = noisy._drawn_noise((16, 4), "cpu")
+    assert noisy._drawn_noise((16, 4), "cpu") is first
+    fresh = sample_noise(noise_generator(7, 3, 5, "cpu"), (16, 4), ALGORITHM_1, "cpu")
+    assert torch.equal(first.shift, fresh.shift) and torch.equal(first.scale, fresh.scale)
+    assert torch.equal(noisy(y), apply_noise(noisy.normalise(y), fresh))
+    noisy.step = 6
+    assert not torch.equal(noisy._drawn_noise((16, 4), "cpu").shift, fresh.shift)
+    assert noisy._drawn_noise((8, 4), "cpu").shift.shape == (8, 4)

@@ -89,9 +89,11 @@ def _caption(runs, network, lr) -> str:
             f"seeds {', '.join(map(str, seeds))} (mean and 95% t-band over seeds), device {first['device']}")
 
 
-def claim_figure(summaries, network: str, lr: float, out_dir: str):
-    """Draw ``<network>_lr<LR>.png`` from the summaries of ``network`` at ``lr`` (judged seeds,
+def claim_figure(summaries, family: str, lr: float, out_dir: str):
+    """Draw ``<family>_lr<LR>.png`` from the summaries of ``family`` (gpu_check.readings: a network
+    on one kind of data; ``summaries`` must hold that family's runs only) at ``lr`` (judged seeds,
     norms none and bn); returns its path, or None when there is nothing to draw."""
+    network = R.FAMILY_NETWORK[family]
     runs = {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
                 and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
             for n, _ in SIDES}
@@ -117,18 +119,10 @@ def claim_figure(summaries, network: str, lr: float, out_dir: str):
             ax.legend(fontsize=7, loc="best")
     fig.suptitle(_caption(runs["none"] + runs["bn"], network, lr) + "\n" + UNITS, fontsize=8)
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{network}_lr{R.lr_text(lr)}.png")
+    path = os.path.join(out_dir, f"{family}_lr{R.lr_text(lr)}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def claim_figures(summaries, out_dir: str) -> list:
-    """Every (network, lr) of the grid with none and bn summaries: the paths drawn."""
-    out = []
-    for network, lrs in (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS)):
-        for lr in lrs:
-            path = claim_figure(summaries, network, lr, out_dir)
-            if path:
-                out.append(path)
-    return out
+FAMILY_LRS = (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS), (R.DIGITS_FAMILY, R.DIGITS_LRS))

@@ -2,7 +2,8 @@
 import numpy as np
 
 from gpu_check import readings as R
-from gpu_check.claim_figures import claim_figure, claim_figures, seed_band
+from gpu_check.claim_figures import claim_figure, seed_band
+from gpu_check.reproduction_doc import figures_of
 from test_claims import summary
 
 
@@ -14,8 +15,12 @@ def test_the_band_is_the_t_interval_over_seeds_at_the_steps_every_seed_has():
 
 def test_a_figure_is_drawn_for_each_learning_rate_with_both_networks_and_none_without(tmp_path):
     runs = [summary("dln", n, s, land=10.0 if n == "none" else 1.0) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
-    paths = claim_figures(runs, str(tmp_path))
-    assert [p.rsplit("/", 1)[-1] for p in paths] == ["dln_lr1e-6.png"]
-    with open(paths[0], "rb") as f:
+    figures = figures_of(runs)
+    assert [name for _f, _lr, name, _s in figures] == ["dln_lr1e-6.png"]
+    family, lr, name, judged = figures[0]
+    path = claim_figure(judged, family, lr, str(tmp_path))
+    assert path.rsplit("/", 1)[-1] == name
+    with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert claim_figure([r for r in runs if r["run"]["norm"] == "none"], "dln", 1e-6, str(tmp_path)) is None
+    assert figures_of([r for r in runs if r["run"]["seed"] != 0]) == []      # a judged seed is missing

@@ -190,17 +190,25 @@ class SubGrid:
         return "\n".join(lines) + "\n"
 
 
-SCALES = ("paper", "cpu")
+SCALES = ("smoke", "cpu", "paper")
+# The smoke scale: the smoke preset (both networks, tiny) for every norm, one seed, at the smoke
+# DLN's learning rate (a grid point sets the lr of every network of its preset): it exercises the
+# pipeline end to end; its summaries are below every judged preset's scale, so nothing is judged.
+SMOKE_LR = 3e-4
 
 
 def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
     """The sub-grids of the full reproduction.  ``paper``: Appendix A's DLN (dln-paper) and the
-    paper-width VGG (vgg-paper, CIFAR-10 through ``data``); ``cpu``: the VGG at vgg-cpu.  Every
+    paper-width VGG (vgg-paper, CIFAR-10 through ``data``); ``cpu``: the VGG at vgg-cpu (both with the
+    real-digits family, vgg-digits); ``smoke``: the smoke preset (see SMOKE_LR).  Every
     run measures ICS, landscape and distributions and runs no probes (Section 2-3 runs; the
     probes of Section 4 are another experiment)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; scales are: {', '.join(SCALES)}")
     base = (("measure", MEASURE), ("probe_every", 0))
+    if scale == "smoke":
+        return (SubGrid("smoke", "smoke", NORMS, (SMOKE_LR,), (0,),
+                        tuple(sorted(base + ((("data", data),) if data else ())))),)
     vgg_opts = tuple(sorted(base + ((("data", data),) if data else ())))
     vgg = "vgg-paper" if scale == "paper" else "vgg-cpu"
     seeds = {net: tuple(sorted(JUDGED_SEEDS[net] + SELECTION_SEEDS[net])) for net in ("dln", "vgg")}
@@ -233,6 +241,9 @@ SECONDS_PER_RUN = {
                             {"none": 341, "bn": 466, "noisy-bn": 382, "l1": 238, "l2": 235, "linf": 246,
                              "noisy-none": 341}.items()},
     ("cuda", "vgg-digits"): {n: 60 for n in NORMS},
+    # smoke: 12 steps of both tiny networks with every measurement, ~5 s a run including start-up
+    ("cpu", "smoke"): {n: 5 for n in NORMS},
+    ("cuda", "smoke"): {n: 5 for n in NORMS},
 }
 MEASURED = {("cpu", "dln-paper"), ("cpu", "vgg-cpu")}
 
@@ -282,11 +293,11 @@ def write_grid_files(plan, work: str) -> list:
     return out
 
 
-def sweep_commands(plan, work: str, python: str, device: Optional[str] = None) -> list:
+def sweep_commands(plan, work: str, python: str, device: Optional[str] = None, jobs: int = 1) -> list:
     """The gpu_check.sweep command of each sub-grid (grid file written by ``write_grid_files``)."""
     cmds = []
     for path, out in write_grid_files(plan, work):
-        cmd = [python, "-m", "gpu_check.sweep", "--grid", path, "--out", out, "--quiet"]
+        cmd = [python, "-m", "gpu_check.sweep", "--grid", path, "--out", out, "--quiet", "--jobs", str(jobs)]
         if device:
             cmd += ["--device", device]
         cmds.append(cmd)

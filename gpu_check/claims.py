@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from gpu_check import readings as R
-from gpu_check.criteria import Criterion, Interval, Side, seed_interval
+from gpu_check.criteria import FLOAT32_RESOLUTION, Criterion, Interval, Side, seed_interval
 from theory.vocab import ClaimVerdict
 
 LP_NORMS = ("l1", "l2", "linf")
@@ -106,12 +106,16 @@ def beta_lr(s) -> float:
 
 def input_change(s) -> float:
     """Geometric mean of the medians over steps of |d mean| / std and |d var| / var of the
-    activations the layers' normalisations receive (the layer outputs for the standard network)."""
+    activations the layers' normalisations receive (the layer outputs for the standard network);
+    NaN (undefined) when either median is below FLOAT32_RESOLUTION: rounding, not a change."""
     d = s["distributions"]
     rows = d.get("pre-norm") or (d.get("output") if s["run"]["norm"] == "none" else None)
     if not rows:
         return math.nan
-    return math.sqrt(_median(rows, "d_mean") * _median(rows, "d_var"))
+    mean, var = _median(rows, "d_mean"), _median(rows, "d_var")
+    if not (mean >= FLOAT32_RESOLUTION and var >= FLOAT32_RESOLUTION):
+        return math.nan
+    return math.sqrt(mean * var)
 
 
 def log_ratio(a: float, b: float) -> float:

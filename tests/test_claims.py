@@ -248,3 +248,11 @@ def test_real_digits_do_not_stand_in_for_cifar10():
     good, _ = CASES["fig1b"]
     res = C.judge_claim(c, C.SummaryIndex.of([digits(s) for s in seeds_summaries(c, lambda s: good)]))
     assert res.verdict is V.NOT_TESTABLE_HERE and "CIFAR-10" in res.why
+
+
+def test_a_change_of_layer_inputs_below_float32_resolution_is_undefined_not_a_value():
+    c = claim("fig1c")
+    rounding = {"none": dict(change=1.0), "bn": dict(change=1e-9)}
+    r = C.judge_reading(c, printed_reading(c), C.SummaryIndex.of(seeds_summaries(c, lambda s: rounding)))
+    assert r.verdict is V.INCONCLUSIVE and r.interval.undefined == len(R.JUDGED_SEEDS["vgg"])
+    assert "undefined" in r.note

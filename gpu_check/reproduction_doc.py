@@ -139,9 +139,6 @@ def markdown(results, summaries) -> str:
     else:
         out += ["No figure yet: a figure needs the judged seeds of both the standard and the BatchNorm network "
                 "at one learning rate.", ""]
-    out += ["The figures under docs/reproduction/figures were drawn from the earlier single-seed runs of the "
-            "previous document (git show a30d6e2:docs/reproduction.md) and are not regenerated from these "
-            "summaries.", ""]
     return "\n".join(out)
 
 

@@ -220,21 +220,34 @@ def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
             SubGrid(DIGITS_FAMILY, "vgg-digits", NORMS, DIGITS_LRS, JUDGED_SEEDS["vgg"], tuple(sorted(base))))
 
 
-# Seconds per run, by preset and norm.  MEASURED (cpu): the committed single-seed runs of
-# docs/reproduction.md before this grid (1 thread, the 2-core machine loaded by other jobs, with
-# probes at the preset's interval and the three measurements): dln-paper 10,000 steps; vgg-cpu
+# Seconds per DLN run as the plan runs it: gpu_check.sweep trains the DLN points in stacks
+# (gpu_check.fast_dln: the moment route for none, bn, l2; the batched route for noisy-bn, l1,
+# linf), so a run costs its share of its norm's stack.  MEASURED: the 90-run grid (6 norms x 5 lrs
+# x 3 seeds, one stack of 15 per norm) at 1,000 steps with the hooks of a 10,000-step run (the
+# three measurements at 26 steps, 5 probes, 10 checkpoints), one thread, the 2-core machine loaded
+# by other jobs (load average 4-7), 2026-12-02; a point's training loop (its share of the stack's
+# wall time less hooks and checkpoints) scaled x10, its probes left out (the plan makes none).
+# noisy-bn: its measurements are bn's times the per-call ratio measured once its layers kept a
+# step's noise (1.37); l2: bn's loop (the same moment route) and l1's measurements (the same l_p
+# layer code); linf: l1's (the same batched route; gpu_check.bench has linf's step faster).  The
+# separate eager runs these replace took none 102, bn 179, noisy-bn 364, l1 299, l2 253, linf 269 s.
+DLN_STACKED_SECONDS = {"none": 19, "bn": 34, "noisy-bn": 115, "l1": 174, "l2": 42, "linf": 174}
+
+# Seconds per run, by preset and norm.  MEASURED (cpu): dln-paper as above; vgg-cpu: the
+# committed single-seed runs of docs/reproduction.md before this grid (1 thread, the 2-core
+# machine loaded by other jobs, with probes at the preset's interval and the three measurements),
 # 3,000 steps, scaled linearly to the preset's 5,000.  ASSUMED (cuda): not measured -- no GPU was
 # available; vgg-paper is ~1e11 FLOP a step (VGG-11, 32x32, batch 128, forward + backward), about
 # 10 ms a step on a current data-centre GPU in float32 without TF32, plus ~20% for measurements:
 # ~180 s for 15,000 steps; the DLN's 10x10 matrices are launch-bound: no faster than the CPU.
 SECONDS_PER_RUN = {
-    ("cpu", "dln-paper"): {"none": 102, "bn": 179, "noisy-bn": 364, "l1": 299, "l2": 253, "linf": 269},
+    ("cpu", "dln-paper"): DLN_STACKED_SECONDS,
     # noisy-none: no run measured yet; noisy-bn's time less its BatchNorm (assumed: none's)
     ("cpu", "vgg-cpu"): {n: s * 5 / 3 for n, s in
                          {"none": 341, "bn": 466, "noisy-bn": 382, "l1": 238, "l2": 235, "linf": 246,
                           "noisy-none": 341}.items()},
     ("cuda", "vgg-paper"): {n: 180 for n in NORMS},
-    ("cuda", "dln-paper"): {"none": 102, "bn": 179, "noisy-bn": 364, "l1": 299, "l2": 253, "linf": 269},
+    ("cuda", "dln-paper"): DLN_STACKED_SECONDS,
     ("cuda", "vgg-cpu"): {n: 60 for n in NORMS},
     # vgg-digits: vgg-cpu's network, steps and batch on fewer images; assumed to cost what vgg-cpu does
     ("cpu", "vgg-digits"): {n: s * 5 / 3 for n, s in

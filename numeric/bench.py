@@ -8,9 +8,11 @@ Two cases, per instance, at each batch size m:
   training-mode BatchNorm map.  Ours: z, g = z - t and theory.bn.grad_y_bn, O(m).  torch.func:
   vmap(grad(L o BN)).
 * ``hessian-forms`` (Theorem 4.2): v^T (d^2 L_hat/dy^2) v and v^T H v, v = nabla_y L_hat, for a
-  quadratic L(z) = z^T H z/2 + <b, z> with a dense H per instance.  Ours: g = H z + b and
-  theory.bn.hessian_bn_bilinear, O(m^2) (H mat-vecs through BLAS, numeric.hessians.StructuredOps).  torch.func: vmap(hessian(L o BN)) and
-  vmap(grad(...)), then the two forms.
+  quadratic L(z) = z^T H z/2 + <b, z> with a dense symmetric H per instance.  Ours:
+  numeric.one_pass.quadratic_head_hessian_forms, O(m^2) and one pass over each H (g = Hz + b and
+  the Gram matrix of H on span{g, 1, y_hat} together, then theory.bn.hessian_forms_from_gram).
+  torch.func: vmap(hessian(L o BN)) and vmap(grad(...)), then the two forms; and the vmapped
+  Hessian-vector product (jvp of grad).
 
 Both sides run on the same float64 instances in one process; each timing is the best of a few
 repeats divided by the number of instances.  The results are compared (max relative difference)
@@ -32,6 +34,7 @@ from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from numeric import one_pass  # noqa: E402
 from numeric.quantities import STRUCTURED_OPS as OPS  # noqa: E402
 from theory import bn, cli  # noqa: E402
 
@@ -136,25 +139,9 @@ def ours_grad_norm(y, t, gamma, beta):
     return OPS.vec_sq(v)
 
 
-def _hessian_forms_block(y, H, b, gamma, beta):
-    m = y.shape[1]
-    mu, sigma, y_hat = bn.batch_statistics(OPS, y, m, 0.0)
-    z = OPS.scale(gamma, y_hat) + OPS.scale(beta, OPS.ones_like(y))
-    g = OPS.matvec(H, z) + b
-    v = bn.grad_y_bn(OPS, g, y_hat, sigma, gamma, m)
-    return bn.hessian_bn_bilinear(OPS, H, g, y_hat, sigma, gamma, m, v, v), OPS.bilinear(H, v, v)
-
-
-def ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=DEFAULT_LLC_BYTES):
-    """The Theorem 4.2 forms, in blocks of instances whose H together fill at most half the LLC:
-    the three H mat-vecs of a block (g = Hz + b, H Pv, H v) then read H from DRAM once and from
-    cache twice, instead of streaming every H from memory three times."""
-    m = y.shape[1]
-    block = max(1, (llc_bytes // 2) // (FLOAT64_BYTES * m * m))
-    parts = [_hessian_forms_block(y[i:i + block], H[i:i + block], b[i:i + block],
-                                  gamma[i:i + block], beta[i:i + block])
-             for i in range(0, y.shape[0], block)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def ours_hessian_forms(y, H, b, gamma, beta):
+    """The Theorem 4.2 forms, reading each H once from memory (numeric.one_pass)."""
+    return one_pass.quadratic_head_hessian_forms(y, H, b, gamma, beta)
 
 
 # ---------------------------------------------------------------------------------- torch
@@ -247,7 +234,7 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
             else:
                 t_hessian_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
                 t_hvp_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
-                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta, llc), REPEATS)
+                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta), REPEATS)
                 block = max(1, TORCH_BLOCK_BYTES // (8 * m * m))
                 torch_s, theirs = _best(lambda: _blocks(t_hessian_forms, block, ty, tH, tb, tg, tbe), 2 if m >= 256 else REPEATS)
                 hvp_s, hvp = _best(lambda: _blocks(t_hvp_forms, block, ty, tH, tb, tg, tbe), REPEATS)

@@ -37,14 +37,6 @@ def test_full_runs_stream_a_working_set_larger_than_the_last_level_cache():
         assert n * bench.bytes_per_instance("hessian-forms", m) >= bench.WORKING_SET_LLC_MULTIPLE * llc
 
 
-def test_blocked_hessian_forms_equal_the_unblocked_ones():
-    y, t, H, b, gamma, beta = bench.instances(0, 7, 16)
-    whole = bench._hessian_forms_block(y, H, b, gamma, beta)
-    blocked = bench.ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=2 * 8 * 16 * 16 * 3)  # blocks of 3
-    np.testing.assert_array_equal(whole[0], blocked[0])
-    np.testing.assert_array_equal(whole[1], blocked[1])
-
-
 def test_text_output_states_the_growth_of_our_cost(capsys):
     assert bench.main(["--quick", "--sizes", "8", "32"]) == 0
     assert "growth of ours, hessian-forms" in capsys.readouterr().out

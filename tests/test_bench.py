@@ -37,6 +37,17 @@ def test_full_runs_stream_a_working_set_larger_than_the_last_level_cache():
         assert n * bench.bytes_per_instance("hessian-forms", m) >= bench.WORKING_SET_LLC_MULTIPLE * llc
 
 
+def test_the_limit_uses_the_highest_read_bandwidth_measured_in_the_run(monkeypatch):
+    # one bandwidth per case, measured next to our timing; a contended (low) one must not make
+    # the limit slower than the machine allows
+    measured = iter([10e9, 40e9, 20e9, 30e9])
+    monkeypatch.setattr(bench, "read_bandwidth", lambda llc: next(measured))
+    rows, machine = bench.run(sizes=(8, 16), quick=True)
+    assert machine["read_bandwidth_gb_s"] == 40.0 and machine["read_bandwidth_gb_s_lowest"] == 10.0
+    for r in rows:
+        assert r.limit_us == pytest.approx(1e6 * r.bytes_per_instance / 40e9)
+
+
 def test_text_output_states_the_growth_of_our_cost(capsys):
     assert bench.main(["--quick", "--sizes", "8", "32"]) == 0
     assert "growth of ours, hessian-forms" in capsys.readouterr().out

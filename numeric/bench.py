@@ -17,7 +17,11 @@ Two cases, per instance, at each batch size m:
 Both sides run on the same float64 instances in one process; each timing is the best of a few
 repeats divided by the number of instances.  The results are compared (max relative difference)
 before any time is reported.  Timed on the 2-core CPU of this project's machine; OpenBLAS is
-pinned to one thread (see theory.report) and so is torch.
+pinned to one thread (see theory.report) and so is torch.  Times are the CPU time of the process
+(time.process_time, all its threads, user and system): the machine is shared with other jobs
+(load average 3-5 while they run on 2 cores), and wall-clock time then counts the time slices
+the scheduler gives them; for these one-thread computations CPU time equals wall-clock time on
+an idle machine.  The read bandwidth of the memory-bound limit is timed the same way.
 """
 from __future__ import annotations
 
@@ -203,9 +207,9 @@ def _best(fn, repeats):
     best = float("inf")
     out = None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, out
 
 

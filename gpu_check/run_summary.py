@@ -37,6 +37,7 @@ from importlib import metadata
 import numpy as np
 
 from gpu_check import records
+from gpu_check.data import DIGITS
 from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from gpu_check.readings import lr_text
@@ -147,6 +148,17 @@ def distribution_statistics(rows, network: str) -> dict:
     return out
 
 
+def without_paths(text, data_dir):
+    """``text`` with the CIFAR-10 directory ``data_dir`` (a machine path) reduced to its last
+    component, so that a summary holds no machine path (gpu_check.data.DIGITS is not a path)."""
+    if text is None or not data_dir or data_dir == DIGITS:
+        return text
+    name = os.path.basename(os.path.normpath(data_dir))
+    for path in dict.fromkeys((os.path.abspath(data_dir), data_dir)):      # the longer first
+        text = text.replace(path, f".../{name}")
+    return text
+
+
 def summarise_run(run_dir: str) -> list:
     """One summary (a dict) per network the run in ``run_dir`` trains."""
     meta = records.read_run_meta(run_dir)
@@ -177,9 +189,9 @@ def summarise_run(run_dir: str) -> list:
             "run": {"network": network, "preset": config["preset"], "norm": config["norm"], "lr": _round(lr),
                     "lr_text": lr_text(lr), "seed": int(config["seed"]), "steps": steps,
                     "status": run["status"], "next_step": int(run["next_step"]),
-                    "dataset": run.get("datasets", {}).get(network, "?"),
+                    "dataset": without_paths(run.get("datasets", {}).get(network, "?"), config.get("data")),
                     "device": str(meta.get("device", "?"))},
-            "config": config,
+            "config": dict(config, data=without_paths(config.get("data"), config.get("data"))),
             "loss": loss_statistics([float(m["loss"]) for m in train], window_of(network, steps), run["status"]),
             "accuracy": {"final_train": _round(final_acc), "final_test": _round(test[-1]["accuracy"]) if test else None},
             "ics": ics_statistics(ics, network),

@@ -130,3 +130,13 @@ def test_a_grid_still_running_is_summarised_with_its_unfinished_runs_left_out_on
     assert summary_main([smoke_run, str(unfinished), "--out", str(sdir), "--skip-unfinished"]) == 0
     assert "1 run(s) not finished, left out" in capsys.readouterr().err
     assert len(load_summaries(str(sdir))) == 2                   # the finished run's two networks
+
+
+def test_a_summary_holds_no_machine_path_of_the_cifar_directory(tmp_path):
+    from gpu_check.run_summary import without_paths
+
+    cifar = str(tmp_path / "data" / "cifar-10-batches-py")
+    assert without_paths(f"cifar-10({cifar}), 500 train / 100 test, 32x32", cifar) == \
+        "cifar-10(.../cifar-10-batches-py), 500 train / 100 test, 32x32"
+    assert without_paths(cifar, cifar) == ".../cifar-10-batches-py"
+    assert without_paths("sklearn-digits(...)", "sklearn:digits") == "sklearn-digits(...)"

@@ -224,14 +224,14 @@ def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
 # (gpu_check.fast_dln: the moment route for none, bn, l2; the batched route for noisy-bn, l1,
 # linf), so a run costs its share of its norm's stack.  MEASURED: the 90-run grid (6 norms x 5 lrs
 # x 3 seeds, one stack of 15 per norm) at 1,000 steps with the hooks of a 10,000-step run (the
-# three measurements at 26 steps, 5 probes, 10 checkpoints), one thread, the 2-core machine loaded
-# by other jobs (load average 4-7), 2026-12-02; a point's training loop (its share of the stack's
-# wall time less hooks and checkpoints) scaled x10, its probes left out (the plan makes none).
-# noisy-bn: its measurements are bn's times the per-call ratio measured once its layers kept a
-# step's noise (1.37); l2: bn's loop (the same moment route) and l1's measurements (the same l_p
-# layer code); linf: l1's (the same batched route; gpu_check.bench has linf's step faster).  The
-# separate eager runs these replace took none 102, bn 179, noisy-bn 364, l1 299, l2 253, linf 269 s.
-DLN_STACKED_SECONDS = {"none": 19, "bn": 34, "noisy-bn": 115, "l1": 174, "l2": 42, "linf": 174}
+# three measurements at 26 steps, 5 probes, 10 checkpoints), one thread, 2026-12-02, the 2-core
+# machine loaded by other jobs (1-min load average 2.6-7.5, median 4.0; the sweep got 46-55% of a
+# core); a point's training loop (its share of the stack's wall time less hooks and checkpoints)
+# scaled x10, its probes left out (the plan makes none).  noisy-bn's measurements: bn's times the
+# per-call ratio measured once its layers kept a step's noise (1.37; before: 2.9).  On an idle core
+# expect about half.  The separate eager runs these replace took none 102, bn 179, noisy-bn 364,
+# l1 299, l2 253, linf 269 s.
+DLN_STACKED_SECONDS = {"none": 19, "bn": 34, "noisy-bn": 115, "l1": 174, "l2": 42, "linf": 119}
 
 # Seconds per run, by preset and norm.  MEASURED (cpu): dln-paper as above; vgg-cpu: the
 # committed single-seed runs of docs/reproduction.md before this grid (1 thread, the 2-core

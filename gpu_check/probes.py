@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -609,6 +610,53 @@ def evaluate_measurement(m: LayerMeasurement) -> list:
     return evaluate_all(q)
 
 
+def evaluate_measurements(measurements) -> list:
+    """evaluate_measurement of each site, or the BatchNormInputError that refused it; the sites
+    that share m, eps and whether lambda was measured go through the registry as one batch of
+    channels (the registry's evaluation is per channel, so each site's results are those of its own
+    evaluation; one call instead of one per site: a probe of dln-paper evaluates 24 sites)."""
+    groups = {}
+    for i, m in enumerate(measurements):
+        groups.setdefault((m.y.shape[1], m.eps, m.lam is None), []).append(i)
+    out = [None] * len(measurements)
+    for members in groups.values():
+        batch = [measurements[i] for i in members]
+        try:
+            results = evaluate_measurement(_concatenated(batch)) if len(batch) > 1 else None
+        except BatchNormInputError:           # find the site(s) it refused, one by one
+            results = None
+        if results is None:
+            for i in members:
+                try:
+                    out[i] = evaluate_measurement(measurements[i])
+                except BatchNormInputError as e:
+                    out[i] = e
+            continue
+        start = 0
+        for i in members:
+            stop = start + len(measurements[i].channels)
+            out[i] = [_sliced(r, start, stop) for r in results]
+            start = stop
+    return out
+
+
+_PER_CHANNEL = ("applicable", "lhs", "rhs", "slack", "rel_slack", "tolerance", "verdicts")
+
+
+def _sliced(result, start: int, stop: int):
+    return dataclasses.replace(result, **{k: getattr(result, k)[start:stop] for k in _PER_CHANNEL})
+
+
+def _concatenated(batch) -> LayerMeasurement:
+    """One LayerMeasurement holding the channels of sites that share m, eps and lambda's presence."""
+    cat = lambda k: np.concatenate([getattr(m, k) for m in batch])   # noqa: E731
+    return LayerMeasurement(
+        layer="+".join(m.layer for m in batch), channels=cat("channels"), y=cat("y"), g=cat("g"),
+        grad_y_bn=cat("grad_y_bn"), gamma=cat("gamma"), beta=cat("beta"), eps=batch[0].eps,
+        H_gg=cat("H_gg"), H_vv=cat("H_vv"), H_yv=cat("H_yv"), H_yy=cat("H_yy"), hess_bn_vv=cat("hess_bn_vv"),
+        lam=None if batch[0].lam is None else cat("lam"), lam_note=batch[0].lam_note)
+
+
 def layer_label(network, layer: str) -> str:
     return f"{network}/{layer}" if network else layer
 
@@ -776,10 +824,10 @@ class ModelProbe:
         measurements, errors = self.measure(step, closure)
         out = [{"step": step, "network": self.network, "layer": layer_label(self.network, n), "error": why}
                for n, why in errors]
-        for m in measurements:
-            try:
-                out += probe_rows(step, self.network, m, evaluate_measurement(m))
-            except BatchNormInputError as e:   # e.g. a constant channel with eps = 0, gamma = 0, NaN
+        for m, results in zip(measurements, evaluate_measurements(measurements)):
+            if isinstance(results, BatchNormInputError):   # e.g. a constant channel with eps = 0, gamma = 0, NaN
                 out.append({"step": step, "network": self.network, "layer": layer_label(self.network, m.layer),
-                            "error": str(e)})
+                            "error": str(results)})
+            else:
+                out += probe_rows(step, self.network, m, results)
         return out

@@ -16,6 +16,7 @@ from gpu_check.probes import (ModelProbe, ProbeError, SiteRecorder, channel_rows
 from gpu_check.train import probe_of
 from numeric.quantities import bn_channel_quantities
 from theory import bn
+from theory.bn import BatchNormInputError
 from theory.ops import TorchOps
 from theory.evaluate import ROUNDING_SAFETY, UNIT_ROUNDOFF, evaluate_all
 from theory.statements import BY_ID
@@ -355,3 +356,21 @@ def test_batched_and_chunked_hessian_products_equal_one_product_per_vector(netwo
             got[kind][k:k + len(P)] += P
         torch.testing.assert_close(got["z"], expected_z, rtol=ADJOINT_RTOL, atol=0)
         torch.testing.assert_close(got["y"], expected_y, rtol=ADJOINT_RTOL, atol=0)
+
+
+def test_sites_evaluated_as_one_batch_get_the_results_of_their_own_evaluation_and_a_refused_site_its_error():
+    from gpu_check.probes import evaluate_measurements
+    model = tiny_model("dln")
+    x, t = tiny_batch("dln")
+    sites = measure(model, x, t, {name: [0, 2] for name, _ in model.norm_blocks()})
+    broken = dataclasses.replace(sites[1], gamma=np.zeros_like(sites[1].gamma), layer="broken")  # gamma = 0
+    batch = sites + [broken]
+    assert len({(m.y.shape[1], m.eps, m.lam is None) for m in batch}) == 1      # one group: one batch
+    got = evaluate_measurements(batch)
+    assert isinstance(got[-1], BatchNormInputError) and "gamma = 0" in str(got[-1])
+    for m, results in zip(sites, got):
+        alone = evaluate_measurement(m)
+        assert [(r.statement_id, r.variant) for r in results] == [(r.statement_id, r.variant) for r in alone]
+        for r, s in zip(results, alone):
+            for k in ("applicable", "lhs", "rhs", "slack", "rel_slack", "tolerance", "verdicts"):
+                np.testing.assert_array_equal(getattr(r, k), getattr(s, k))

@@ -21,7 +21,11 @@ and a fixed, reproducible sample of its channels j:
 
 Each Hessian-vector product is one backward pass of the first-order graph (create_graph) with
 a vector that is zero outside channel j, so the quadratic form is of the channel's m x m block of
-the Hessian, which is never formed.  The measured values then go, in float64, through
+the Hessian, which is never formed (``hessian_products``: H g, H v and H y_hat at z, H_hat v at y,
+four products per channel, the fewest that give these five forms without using an identity the
+registry checks).  The shadow's parameters need no gradient and are frozen; its convolutions run
+with their adjoint as a differentiable backward (``_ConvolutionWithAdjoint``: the same gradient as
+torch's, without the weight term torch's convolution double backward computes and drops).  The measured values then go, in float64, through
 numeric.quantities.bn_channel_quantities and theory.evaluate.evaluate_all: every formula is the
 registry's; nothing here restates one.
 
@@ -48,9 +52,12 @@ the rest of the network as a copy, so dL/dy is the gradient through BatchNorm al
 also feeds a skip connection, and an in-place operation after BatchNorm (ReLU(inplace=True))
 cannot overwrite the captured z.  The copies are exact; they exist only in the shadow.
 
-Cost.  Three Hessian-vector products per probed channel, each a backward pass through the
+Cost.  Four Hessian-vector products per probed channel, each a backward pass through the
 double-backward graph of everything downstream of the site, so a probe of a depth-L chain costs
-O(L^2) layer passes per channel; gpu_check.probe_bench measures it.
+4 x channels x sum over sites of (layers downstream) layer passes: O(L^2) per channel.  Batching
+the products of every site into one pass (each entry's vector at its own site) costs more, not
+less: every entry then runs through all L layers (dln-paper, measured: 0.7-0.8 s per-site vs 1.9-2.1 s
+all sites at once for the same products).  gpu_check.probe_bench measures the cost.
 """
 from __future__ import annotations
 
@@ -75,7 +82,10 @@ from theory.vocab import Verdict
 
 _CHANNEL_STREAM = 17
 _GRAM_CHUNK = 16          # images per chunk when accumulating the im2col Gram matrix X^T X
-_HVP_ELEMENTS = 1 << 16   # at most this many elements in one batch of Hessian-vector products (see hessian_products)
+# At most this many elements in one batch of Hessian-vector products: 512 KiB of float64 per
+# tensor, so a batch's tensors stay in the cache (dln-paper, CPU time of a probe's products,
+# chunks of 6 vectors 2.25 s vs all 24 of a site at once 3.16 s; chunks of 1 vector 4.57 s).
+_HVP_ELEMENTS = 1 << 16
 # The quantities that need lambda (Theorems 4.4 and C.1): without lam their variants are not
 # applicable, and the probe says why.
 LAMBDA_QUANTITIES = ("lam", "gW_max", "gW_hat_max")

@@ -15,13 +15,17 @@ and device.  Quantities:
     change of the layer inputs    (Figure 1(c), 8): |d mean| / std of the activations a
                                   normalisation receives (the standard net's layer outputs)
 
-A quantity no summary holds is left out; rounding-level values are not drawn as signal because
-nothing here plots a normalised output's moments.
+A quantity no summary holds is left out.  Log-scale quantities (positive, spanning decades) are
+summarised over seeds in log space: the line is the geometric mean and the band the t-interval of
+log10 of the values, so it never crosses zero; the cosine's band is clipped to [-1, 1], its
+range, and says so.  A change of layer inputs below gpu_check.criteria.FLOAT32_RESOLUTION is
+float32 rounding, not signal: it is not drawn, and the panel says so.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 
 import matplotlib
 
@@ -30,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gpu_check import readings as R  # noqa: E402
-from gpu_check.criteria import seed_interval  # noqa: E402
+from gpu_check.criteria import FLOAT32_RESOLUTION, seed_interval  # noqa: E402
 
 SIDES = (("none", "Standard"), ("bn", "Standard + BatchNorm"))
 COLOURS = {"none": "black", "bn": "tab:blue"}
@@ -47,51 +51,66 @@ def _land(key, times_lr=False):
 
 
 def _inputs(s):
+    """|d mean| / std per measured step; NaN where it is below float32's resolution (rounding)."""
     d = s["distributions"]
     rows = d.get("pre-norm") or (d.get("output") if s["run"]["norm"] == "none" else None) or []
-    return [(r["step"], r["d_mean"]) for r in rows]
+    return [(r["step"], r["d_mean"] if r["d_mean"] >= FLOAT32_RESOLUTION else math.nan) for r in rows]
 
 
 def _loss(s):
     return list(zip(s["loss"]["curve"]["steps"], s["loss"]["curve"]["loss"]))
 
 
-# (row label, y-axis label with unit, getter, log scale, reference line)
+# (row label, y-axis label with unit, getter, log scale, reference line, range of the quantity)
 QUANTITIES = (
-    ("training loss", "loss", _loss, True, None),
-    ("ICS: cos(G, G'), median of layers 2..k", "cosine (1 = no shift)", _ics, False, None),
-    ("loss range along the gradient", "max - min loss", _land("loss_range"), True, None),
-    ("gradient predictiveness", "max ||grad' - grad||_2", _land("grad_change_max"), True, None),
-    ("effective beta x lr (2: stability edge of GD)", "beta_eff x lr", _land("beta_eff", True), True, 2.0),
-    ("change of layer inputs between steps", "|d mean| / std", _inputs, True, None),
+    ("training loss", "loss", _loss, True, None, None),
+    ("ICS: cos(G, G'), median of layers 2..k", "cosine (1 = no shift)", _ics, False, None, (-1.0, 1.0)),
+    ("loss range along the gradient", "max - min loss", _land("loss_range"), True, None, None),
+    ("gradient predictiveness", "max ||grad' - grad||_2", _land("grad_change_max"), True, None, None),
+    ("effective beta x lr (2: stability edge of GD)", "beta_eff x lr", _land("beta_eff", True), True, 2.0, None),
+    ("change of layer inputs between steps", "|d mean| / std", _inputs, True, None, None),
 )
 UNITS = ("loss: summed squared error (DLN), cross-entropy in nats (VGG); gradients in loss units per parameter "
          "unit; beta_eff x lr and |d mean| / std are dimensionless")
 
 
-def seed_band(series) -> tuple:
-    """[per seed: [(step, value)]] -> (steps, mean, low, high) at the steps every seed has."""
+def seed_band(series, log: bool = False) -> tuple:
+    """[per seed: [(step, value)]] -> (steps, mean, low, high) at the steps every seed has.
+    ``log``: over log10 of the values (a non-positive value is undefined), returned as
+    10**(mean, low, high): the geometric mean and its band."""
     common = sorted(set.intersection(*[{st for st, _ in s} for s in series])) if series else []
     by = [dict(s) for s in series]
     mean, low, high = [], [], []
     for st in common:
-        iv = seed_interval([float(b[st]) for b in by])
+        values = np.array([float(b[st]) for b in by])
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
+        iv = seed_interval(values)
         mean.append(iv.estimate)
         low.append(iv.low if math.isfinite(iv.low) else np.nan)
         high.append(iv.high if math.isfinite(iv.high) else np.nan)
-    return np.array(common), np.array(mean), np.array(low), np.array(high)
+    out = np.array(mean), np.array(low), np.array(high)
+    if log:
+        out = tuple(10.0 ** a for a in out)
+    return (np.array(common),) + out
 
 
 def _caption(runs, network, lr) -> str:
     first = runs[0]["run"]
     seeds = sorted({r["run"]["seed"] for r in runs})
-    return (f"{network.upper()}, preset {first['preset']}, data {first['dataset']}, lr {R.lr_text(lr)}, "
-            f"seeds {', '.join(map(str, seeds))} (mean and 95% t-band over seeds), device {first['device']}")
+    data = first["dataset"]
+    if len({r["run"]["dataset"] for r in runs}) > 1:          # each seed draws its own data set
+        data = re.sub(r"seed=\d+", "seed=S", data) + " for seed S"
+    return (f"{network.upper()}, preset {first['preset']}, data {data}, lr {R.lr_text(lr)}, "
+            f"seeds {', '.join(map(str, seeds))} (mean, geometric on log axes, and 95% t-band over seeds), device {first['device']}")
 
 
-def claim_figure(summaries, network: str, lr: float, out_dir: str):
-    """Draw ``<network>_lr<LR>.png`` from the summaries of ``network`` at ``lr`` (judged seeds,
+def claim_figure(summaries, family: str, lr: float, out_dir: str):
+    """Draw ``<family>_lr<LR>.png`` from the summaries of ``family`` (gpu_check.readings: a network
+    on one kind of data; ``summaries`` must hold that family's runs only) at ``lr`` (judged seeds,
     norms none and bn); returns its path, or None when there is nothing to draw."""
+    network = R.FAMILY_NETWORK[family]
     runs = {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
                 and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
             for n, _ in SIDES}
@@ -100,12 +119,23 @@ def claim_figure(summaries, network: str, lr: float, out_dir: str):
     rows = [q for q in QUANTITIES if all(q[2](s) for n in runs for s in runs[n])]
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 2.6 * len(rows)), sharey="row", squeeze=False,
                              constrained_layout=True)
-    for i, (label, ylabel, get, log, ref) in enumerate(rows):
+    for i, (label, ylabel, get, log, ref, limits) in enumerate(rows):
         for j, (norm, name) in enumerate(SIDES):
             ax = axes[i][j]
-            steps, mean, low, high = seed_band([get(s) for s in runs[norm]])
-            ax.plot(steps, mean, color=COLOURS[norm], lw=1.5, label="mean over seeds")
-            ax.fill_between(steps, low, high, color=COLOURS[norm], alpha=0.25, lw=0, label="95% band")
+            steps, mean, low, high = seed_band([get(s) for s in runs[norm]], log=log)
+            band = "95% band"
+            if limits is not None:
+                clipped = np.nanmin(low, initial=np.inf) < limits[0] or np.nanmax(high, initial=-np.inf) > limits[1]
+                low, high = np.clip(low, *limits), np.clip(high, *limits)
+                band += f" (clipped to [{limits[0]:g}, {limits[1]:g}])" if clipped else ""
+            ax.set_xlim(0, max(int(s["run"]["steps"]) for s in runs[norm]))
+            if not np.isfinite(mean).any():
+                ax.text(0.5, 0.5, f"below float32 resolution ({FLOAT32_RESOLUTION:.2g}): rounding, not drawn",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.3")
+            else:
+                ax.plot(steps, mean, color=COLOURS[norm], lw=1.5,
+                        label="geometric mean over seeds" if log else "mean over seeds")
+                ax.fill_between(steps, low, high, color=COLOURS[norm], alpha=0.25, lw=0, label=band)
             if ref is not None:
                 ax.axhline(ref, color="tab:red", ls="--", lw=1, label=f"{ref:g}")
             if log:
@@ -114,21 +144,14 @@ def claim_figure(summaries, network: str, lr: float, out_dir: str):
             ax.set_xlabel("training step")
             if j == 0:
                 ax.set_ylabel(ylabel, fontsize=9)
-            ax.legend(fontsize=7, loc="best")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
     fig.suptitle(_caption(runs["none"] + runs["bn"], network, lr) + "\n" + UNITS, fontsize=8)
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{network}_lr{R.lr_text(lr)}.png")
+    path = os.path.join(out_dir, f"{family}_lr{R.lr_text(lr)}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def claim_figures(summaries, out_dir: str) -> list:
-    """Every (network, lr) of the grid with none and bn summaries: the paths drawn."""
-    out = []
-    for network, lrs in (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS)):
-        for lr in lrs:
-            path = claim_figure(summaries, network, lr, out_dir)
-            if path:
-                out.append(path)
-    return out
+FAMILY_LRS = (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS), (R.DIGITS_FAMILY, R.DIGITS_LRS))

@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from gpu_check import readings as R
-from gpu_check.criteria import Criterion, Interval, Side, seed_interval
+from gpu_check.criteria import FLOAT32_RESOLUTION, Criterion, Interval, Side, seed_interval
 from theory.vocab import ClaimVerdict
 
 LP_NORMS = ("l1", "l2", "linf")
@@ -106,12 +106,16 @@ def beta_lr(s) -> float:
 
 def input_change(s) -> float:
     """Geometric mean of the medians over steps of |d mean| / std and |d var| / var of the
-    activations the layers' normalisations receive (the layer outputs for the standard network)."""
+    activations the layers' normalisations receive (the layer outputs for the standard network);
+    NaN (undefined) when either median is below FLOAT32_RESOLUTION: rounding, not a change."""
     d = s["distributions"]
     rows = d.get("pre-norm") or (d.get("output") if s["run"]["norm"] == "none" else None)
     if not rows:
         return math.nan
-    return math.sqrt(_median(rows, "d_mean") * _median(rows, "d_var"))
+    mean, var = _median(rows, "d_mean"), _median(rows, "d_var")
+    if not (mean >= FLOAT32_RESOLUTION and var >= FLOAT32_RESOLUTION):
+        return math.nan
+    return math.sqrt(mean * var)
 
 
 def log_ratio(a: float, b: float) -> float:
@@ -369,36 +373,39 @@ class ClaimResult:
 
 @dataclass(frozen=True)
 class SummaryIndex:
-    """Summaries of the judged preset of each network, by (network, norm, lr_text, seed)."""
+    """Summaries of the judged preset of each family (gpu_check.readings.JUDGED_PRESETS), by
+    (family, norm, lr_text, seed)."""
 
     by_key: dict
-    presets: dict = field(default_factory=dict)      # network -> preset judged (absent: none)
+    presets: dict = field(default_factory=dict)      # family -> preset judged (absent: none)
 
     @classmethod
     def of(cls, summaries) -> "SummaryIndex":
         presets, by_key = {}, {}
-        for net, candidates in R.JUDGED_PRESETS.items():
+        for family, candidates in R.JUDGED_PRESETS.items():
             for p in candidates:
-                if any(_counts(s, net, p) for s in summaries):
-                    presets[net] = p
+                if any(_counts(s, family, p) for s in summaries):
+                    presets[family] = p
                     break
         for s in summaries:
             r = s["run"]
-            if r["network"] in presets and _counts(s, r["network"], presets[r["network"]]):
-                by_key[(r["network"], r["norm"], r["lr_text"], int(r["seed"]))] = s
+            for family, p in presets.items():
+                if _counts(s, family, p):
+                    by_key[(family, r["norm"], r["lr_text"], int(r["seed"]))] = s
         return cls(by_key, presets)
 
-    def get(self, network, norm, lr, seed):
-        return self.by_key.get((network, norm, R.lr_text(lr), seed))
+    def get(self, family, norm, lr, seed):
+        return self.by_key.get((family, norm, R.lr_text(lr), seed))
 
 
-def _counts(s, network, preset) -> bool:
+def _counts(s, family, preset) -> bool:
     r = s["run"]
-    return r["network"] == network and r["preset"] == preset and int(r["steps"]) >= R.preset_steps(preset)
+    return (r["network"] == R.FAMILY_NETWORK[family] and r["preset"] == preset
+            and int(r["steps"]) >= R.preset_steps(preset))
 
 
 def chosen_lrs(index: SummaryIndex, network: str, norms) -> dict:
-    """The paper's procedure: {norm: lr or None} from the selection seeds."""
+    """The paper's procedure: {norm: lr or None} from the selection seeds (the network's own family)."""
     out = {}
     for n in norms:
         losses = {}
@@ -413,14 +420,15 @@ def chosen_lrs(index: SummaryIndex, network: str, norms) -> dict:
 def _seed_runs(claim: Claim, reading: R.Reading, index: SummaryIndex, chosen: dict) -> tuple:
     """([seed], [runs of that seed]) for the judged seeds that have every run the claim needs."""
     seeds, runs = [], []
+    family = reading.runs_family
     for seed in R.JUDGED_SEEDS[claim.network]:
         if claim.lr_grid:
-            got = {n: {R.lr_text(lr): index.get(claim.network, n, lr, seed) for lr in R.lrs_of(claim.network, n)}
+            got = {n: {R.lr_text(lr): index.get(family, n, lr, seed) for lr in R.lrs_of(family, n)}
                    for n in claim.norms}
             ok = all(s is not None for d in got.values() for s in d.values())
         else:
             lrs = {n: reading.lr if reading.lr is not None else chosen.get(n) for n in claim.norms}
-            got = {n: None if lrs[n] is None else index.get(claim.network, n, lrs[n], seed) for n in claim.norms}
+            got = {n: None if lrs[n] is None else index.get(family, n, lrs[n], seed) for n in claim.norms}
             ok = all(s is not None for s in got.values())
         if ok:
             seeds.append(seed)
@@ -429,7 +437,7 @@ def _seed_runs(claim: Claim, reading: R.Reading, index: SummaryIndex, chosen: di
 
 
 def _setting(claim: Claim, reading: R.Reading, index: SummaryIndex, chosen: dict, runs) -> str:
-    preset = index.presets.get(claim.network)
+    preset = index.presets.get(reading.runs_family)
     parts = [reading.setting]
     if reading.name == R.PAPER_PROCEDURE:
         parts.append("chosen lr: " + ", ".join(f"{n} {R.lr_text(chosen[n]) if chosen.get(n) else 'none yet'}"
@@ -465,10 +473,11 @@ def judge_reading(claim: Claim, reading: R.Reading, index: SummaryIndex) -> Read
 
 
 def _cifar_missing(index: SummaryIndex) -> str:
-    have = [s for s in index.by_key.values() if s["run"]["network"] == "vgg"]
+    """Why the CIFAR-10 claims cannot be judged here ('' when the VGG family's runs are on CIFAR-10)."""
+    have = [s for (family, *_), s in index.by_key.items() if family == "vgg"]
     if not have:
         return "CIFAR-10 is not available here (no --data directory) and no VGG run at preset scale was summarised"
-    if any("synthetic" in s["run"]["dataset"].lower() for s in have):
+    if not all(s["run"]["dataset"].lower().startswith("cifar-10") for s in have):
         return "CIFAR-10 is not available here: the VGG runs used the synthetic stand-in (no --data)"
     return ""
 

@@ -34,6 +34,12 @@ from scipy import stats
 from theory.vocab import ClaimVerdict
 
 CONFIDENCE = 0.95
+# The smallest relative change of a unit's batch moment that a float32 forward pass resolves:
+# float32's machine epsilon.  The runs compute in float32, so a measured |d mean| / std or
+# |d var| / var below it is rounding of the forward pass, not a change of the distribution
+# (a BatchNorm DLN at lr 1e-7 records ~1e-8 at every step): such a value is *unresolved*, an
+# undefined statistic for the criteria and not drawn in the figures.
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)      # 2^-23 ~ 1.19e-7
 T_INTERVAL = "t-interval over seeds (95%)"
 RANGE_INTERVAL = "range over seeds (a seed's value is infinite: no t-interval)"
 NO_INTERVAL = "no interval (fewer than 2 seeds with a value)"

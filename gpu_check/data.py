@@ -1,5 +1,7 @@
-"""Data: the DLN's Gaussian regression problem, CIFAR-10 from a directory, and a synthetic,
-class-structured stand-in for CIFAR-10 when no directory is given.
+"""Data: the DLN's Gaussian regression problem, CIFAR-10 from a directory, a synthetic,
+class-structured stand-in for CIFAR-10 when no directory is given, and a small *real* image set
+that ships inside scikit-learn (its handwritten digits, ``--data sklearn:digits``), so that the
+VGG claims can be judged on real images on a machine without CIFAR-10.
 
 Everything is a pure function of (config, seed): the same seed gives the same arrays and the
 same batch order, so a resumed run sees exactly the batches an uninterrupted one would.
@@ -22,6 +24,16 @@ CIFAR_ROW = 3 * CIFAR_SIDE * CIFAR_SIDE   # 3072 bytes per image: 1024 R, 1024 G
 
 class DataError(ValueError):
     """A missing or malformed data directory or file; the message names the path and the problem."""
+
+
+# The real image set embedded in scikit-learn (sklearn.datasets.load_digits: the test part of the
+# UCI "Optical Recognition of Handwritten Digits" set, 1797 grey 8x8 images, values 0..16, about
+# 180 per class; no download).  ``--data DIGITS`` selects it; the split is fixed: the first
+# DIGITS_TRAIN images train, the last DIGITS_TEST test.
+DIGITS = "sklearn:digits"
+DIGITS_TRAIN = 1500
+DIGITS_TEST = 297
+DIGITS_LEVELS = 16     # a pixel is the count (0..16) of inked pixels in a 4x4 block of the 32x32 scan
 
 
 # Separate streams of one seed (numpy SeedSequence entropy [seed, stream]).
@@ -80,6 +92,13 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def check_source(data) -> None:
+    """The value of a --data option: None (synthetic), DIGITS, or an existing directory; DataError
+    otherwise (before any run starts, so that nothing is half-written)."""
+    if data is not None and data != DIGITS and not os.path.isdir(data):
+        raise DataError(f"--data {data!r}: no such directory (a CIFAR-10 directory, or {DIGITS})")
+
+
 def find_cifar_dir(path: str) -> str:
     """``path`` itself or ``path/cifar-10-batches-py``, whichever holds the batch files."""
     if not os.path.isdir(path):
@@ -136,6 +155,35 @@ def load_cifar(path: str, n_train: int, n_test: int) -> tuple:
             x_test[:n_test], y_test[:n_test])
 
 
+def load_digits_images(n_train: int, n_test: int, side: int = CIFAR_SIDE) -> tuple:
+    """scikit-learn's handwritten digits as CIFAR-shaped uint8 images (n, 3, side, side): each
+    8x8 image scaled from 0..16 to 0..255, upsampled by pixel replication (nearest neighbour,
+    exact) to side x side and repeated over the three colour channels, so the VGG's layout
+    (five 2x2 poolings of a 32x32 input) applies unchanged.  The first n_train of the
+    DIGITS_TRAIN training images and the first n_test of the DIGITS_TEST test images."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError(f"--data {DIGITS} needs scikit-learn, which is not installed: "
+                        "pip install scikit-learn (or the project's 'train' extra)") from None
+    if n_train > DIGITS_TRAIN or n_test > DIGITS_TEST:
+        raise DataError(f"{DIGITS} has {DIGITS_TRAIN} training and {DIGITS_TEST} test images; the configuration "
+                        f"asks for {n_train} and {n_test} (use the vgg-digits preset)")
+    if side % 8:
+        raise DataError(f"cannot upsample the 8x8 digits to {side}x{side}: 8 does not divide {side}")
+    digits = load_digits()
+    images = np.asarray(digits.images, dtype=np.float64)                        # (1797, 8, 8) in 0..16
+    labels = np.asarray(digits.target, dtype=np.int64)
+    if images.shape != (DIGITS_TRAIN + DIGITS_TEST, 8, 8):
+        raise DataError(f"scikit-learn's digits have shape {images.shape}, expected "
+                        f"({DIGITS_TRAIN + DIGITS_TEST}, 8, 8)")
+    grey = np.rint(images * (255.0 / DIGITS_LEVELS)).astype(np.uint8)           # (1797, 8, 8)
+    big = np.kron(grey, np.ones((1, side // 8, side // 8), dtype=np.uint8))     # (1797, side, side)
+    rgb = np.repeat(big[:, None], 3, axis=1)                                    # (1797, 3, side, side)
+    return (rgb[:n_train], labels[:n_train],
+            rgb[DIGITS_TRAIN:DIGITS_TRAIN + n_test], labels[DIGITS_TRAIN:DIGITS_TRAIN + n_test])
+
+
 def synthetic_images(seed: int, n: int, stream: int, side: int = CIFAR_SIDE) -> tuple:
     """A class-structured image set: SYNTHETIC, not CIFAR-10.  uint8 (n, 3, side, side), labels.
 
@@ -187,11 +235,15 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple:
 
 
 def image_data(seed: int, data_dir, n_train: int, n_test: int, side: int) -> ImageData:
-    """CIFAR-10 from ``data_dir``, or the synthetic stand-in generated from ``seed`` when None."""
+    """CIFAR-10 from ``data_dir``, scikit-learn's digits when ``data_dir`` is DIGITS, or the
+    synthetic stand-in generated from ``seed`` when None."""
     if data_dir is None:
         x_tr, y_tr = synthetic_images(seed, n_train, _STREAM_SYNTH_TRAIN)
         x_te, y_te = synthetic_images(seed, n_test, _STREAM_SYNTH_TEST)
         name = f"synthetic-cifar10-like(seed={seed}; NOT CIFAR-10)"
+    elif data_dir == DIGITS:
+        x_tr, y_tr, x_te, y_te = load_digits_images(n_train, n_test)
+        name = "sklearn-digits(real 8x8 handwritten digits, upsampled x4, grey in 3 channels; NOT CIFAR-10)"
     else:
         x_tr, y_tr, x_te, y_te = load_cifar(data_dir, n_train, n_test)
         name = f"cifar-10({os.path.abspath(data_dir)})"

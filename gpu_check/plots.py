@@ -49,6 +49,10 @@ FORMATS = ("png", "svg")
 SLACK_LINTHRESH = 1e-12  # relative slacks below this are rounding (float64 probes: ~1e-16 x m)
 
 
+# The name under which a gpu_check.attach run's model is drawn (its records carry no network name).
+ATTACHED = "model"
+
+
 class PlotError(ValueError):
     """A run directory that cannot be plotted; the message names it and the problem."""
 
@@ -85,9 +89,14 @@ class Run:
 
     @property
     def networks(self) -> tuple:
-        return tuple(n for n in ("dln", "vgg") if self.config.get(n) is not None)
+        """The networks the run trains; ATTACHED for a run of gpu_check.attach on a user's model
+        (its probe records name no network)."""
+        own = tuple(n for n in ("dln", "vgg") if self.config.get(n) is not None)
+        return own or ((ATTACHED,) if any(probe_network(p) == ATTACHED for p in self.probes) else ())
 
     def dataset(self, network: str) -> str:
+        if network == ATTACHED:
+            return "the user's own (gpu_check.attach)"
         return self.meta.get("datasets", {}).get(network, "?")
 
     def label(self) -> str:
@@ -450,11 +459,16 @@ def fig_lp(network, runs, out_dir):
     return fig
 
 
+def probe_network(record) -> str:
+    """The network a probe record belongs to: its 'network', or ATTACHED (a user's model)."""
+    return record.get("network") or ATTACHED
+
+
 def slack_series(probes, network) -> dict:
     """(statement, variant) -> {step: min relative slack over the layers and channels probed}."""
     out = {}
     for p in probes:
-        if p.get("network") != network or "rel_slack" not in p:   # 'error' and 'n/a' records have no slack
+        if probe_network(p) != network or "rel_slack" not in p:   # 'error' and 'n/a' records have no slack
             continue
         v = _num(p["rel_slack"])
         if not math.isfinite(v):
@@ -504,11 +518,11 @@ FIGURES = (
     ("moments", "8", fig_moments, lambda r, n: any(x["network"] == n for x in r.distributions)),
     ("lp", "5, 12, 13", fig_lp, lambda r, n: any(m.get("network") == n for m in r.metrics)
      and (r.norm in LP_NORMS or r.norm in ("none", "bn"))),
-    ("slack", "Section 4 statements", fig_slack, lambda r, n: any(p.get("network") == n for p in r.probes)),
+    ("slack", "Section 4 statements", fig_slack, lambda r, n: any(probe_network(p) == n for p in r.probes)),
 )
 
 
-def make_figures(run_dirs, out_dir: str, only=None, formats=FORMATS, networks=("dln", "vgg")) -> tuple:
+def make_figures(run_dirs, out_dir: str, only=None, formats=FORMATS, networks=("dln", "vgg", ATTACHED)) -> tuple:
     """Draw every figure the runs support into ``out_dir`` (for the ``networks`` named, figure
     names in ``only`` or all); returns (figures, skipped), skipped listing 'name_net: reason'."""
     runs = [r if isinstance(r, Run) else load_run(r) for r in run_dirs]

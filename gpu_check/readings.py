@@ -40,9 +40,17 @@ JUDGED_SEEDS = {"dln": (0, 1, 2, 3, 4), "vgg": (0, 1, 2)}       # >= 5 for the D
 SELECTION_SEEDS = {"dln": (5, 6), "vgg": (3,)}                  # the paper's procedure picks lr on these
 PAPER_PROCEDURE = "paper-procedure"
 LR_GRID = "lr-grid"
-# The presets a verdict may rest on (no smaller than today's presets: steps, widths, data), best
-# first; a summary below its preset's steps is not counted.
-JUDGED_PRESETS = {"dln": ("dln-paper",), "vgg": ("vgg-paper", "vgg-cpu")}
+# A *family* is the set of runs a reading draws on: a network on one kind of data.  The VGG has
+# two: CIFAR-10 or its synthetic stand-in ("vgg"), and scikit-learn's real handwritten digits
+# ("vgg-digits", gpu_check.data.DIGITS), judged as readings of their own so that a verdict never
+# mixes data sets.
+DIGITS_FAMILY = "vgg-digits"
+FAMILY_NETWORK = {"dln": "dln", "vgg": "vgg", DIGITS_FAMILY: "vgg"}
+# The presets a verdict may rest on, per family (no smaller than today's presets: steps, widths,
+# data), best first; a summary below its preset's steps is not counted.
+JUDGED_PRESETS = {"dln": ("dln-paper",), "vgg": ("vgg-paper", "vgg-cpu"), DIGITS_FAMILY: ("vgg-digits",)}
+# The digits family is trained at the printed lr only (every norm).
+DIGITS_LRS = (0.1,)
 MEASURE = ("ics", "landscape", "distributions")
 
 
@@ -58,6 +66,11 @@ class Reading:
     lr: Optional[float]      # None: the paper's procedure (per norm) or the whole lr grid
     setting: str             # what it means
     support: str             # what in the paper's text supports it (or speaks against it)
+    family: str = ""         # the runs it reads (FAMILY_NETWORK); "" = the network's own family
+
+    @property
+    def runs_family(self) -> str:
+        return self.family or self.network
 
 
 def _dln_reading(lr: float) -> Reading:
@@ -76,7 +89,16 @@ def _vgg_reading(lr: float) -> Reading:
     return Reading(f"vgg-lr{lr_text(lr)}", "vgg", lr, f"VGG, SGD batch 128, lr {lr_text(lr)}", support)
 
 
-READINGS = tuple([_dln_reading(lr) for lr in DLN_LRS] + [_vgg_reading(lr) for lr in VGG_LRS] + [
+def _digits_reading(lr: float) -> Reading:
+    return Reading(f"vgg-digits-lr{lr_text(lr)}", "vgg", lr,
+                   f"VGG (vgg-digits) on scikit-learn's real handwritten digits, NOT CIFAR-10; SGD batch 128, "
+                   f"lr {lr_text(lr)}",
+                   "the printed lr (A.1) on a real image set small enough for a CPU; evidence beside the "
+                   "paper's CIFAR-10 setting, not a substitute for it", family=DIGITS_FAMILY)
+
+
+READINGS = tuple([_dln_reading(lr) for lr in DLN_LRS] + [_vgg_reading(lr) for lr in VGG_LRS] +
+                 [_digits_reading(lr) for lr in DIGITS_LRS] + [
     Reading(PAPER_PROCEDURE, net, None,
             f"{net.upper()}: per norm, the lr of the grid with the lowest median final training loss on "
             f"seeds {', '.join(map(str, SELECTION_SEEDS[net]))}, judged on seeds "
@@ -92,12 +114,12 @@ READINGS = tuple([_dln_reading(lr) for lr in DLN_LRS] + [_vgg_reading(lr) for lr
 
 def readings_for(network: str, norms) -> list:
     """The readings a claim on ``network`` comparing ``norms`` is judged under: every lr of the
-    grid that all its norms were trained at, then the paper's procedure."""
+    grid that all its norms were trained at (the digits family's too), then the paper's procedure."""
     out = []
     for r in READINGS:
         if r.network != network or r.lr is None:
             continue
-        if network == "vgg" and r.lr != VGG_PRINTED_LR and not set(norms) <= set(VGG_SWEPT_NORMS):
+        if r.runs_family == "vgg" and r.lr != VGG_PRINTED_LR and not set(norms) <= set(VGG_SWEPT_NORMS):
             continue
         out.append(r)
     return out + [next(r for r in READINGS if r.name == PAPER_PROCEDURE and r.network == network)]
@@ -107,10 +129,12 @@ def lr_grid_reading(network: str) -> Reading:
     return next(r for r in READINGS if r.name == LR_GRID and r.network == network)
 
 
-def lrs_of(network: str, norm: str) -> tuple:
-    """The learning rates the grid trains ``norm`` at."""
-    if network == "dln":
+def lrs_of(family: str, norm: str) -> tuple:
+    """The learning rates the grid trains ``norm`` at in ``family`` (a network's own family is its name)."""
+    if family == "dln":
         return DLN_LRS
+    if family == DIGITS_FAMILY:
+        return DIGITS_LRS
     return VGG_LRS if norm in VGG_SWEPT_NORMS else (VGG_PRINTED_LR,)
 
 
@@ -166,24 +190,34 @@ class SubGrid:
         return "\n".join(lines) + "\n"
 
 
-SCALES = ("paper", "cpu")
+SCALES = ("smoke", "cpu", "paper")
+# The smoke scale: the smoke preset (both networks, tiny) for every norm, one seed, at the smoke
+# DLN's learning rate (a grid point sets the lr of every network of its preset): it exercises the
+# pipeline end to end; its summaries are below every judged preset's scale, so nothing is judged.
+SMOKE_LR = 3e-4
 
 
 def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
     """The sub-grids of the full reproduction.  ``paper``: Appendix A's DLN (dln-paper) and the
-    paper-width VGG (vgg-paper, CIFAR-10 through ``data``); ``cpu``: the VGG at vgg-cpu.  Every
+    paper-width VGG (vgg-paper, CIFAR-10 through ``data``); ``cpu``: the VGG at vgg-cpu (both with the
+    real-digits family, vgg-digits); ``smoke``: the smoke preset (see SMOKE_LR).  Every
     run measures ICS, landscape and distributions and runs no probes (Section 2-3 runs; the
     probes of Section 4 are another experiment)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; scales are: {', '.join(SCALES)}")
     base = (("measure", MEASURE), ("probe_every", 0))
+    if scale == "smoke":
+        return (SubGrid("smoke", "smoke", NORMS, (SMOKE_LR,), (0,),
+                        tuple(sorted(base + ((("data", data),) if data else ())))),)
     vgg_opts = tuple(sorted(base + ((("data", data),) if data else ())))
     vgg = "vgg-paper" if scale == "paper" else "vgg-cpu"
     seeds = {net: tuple(sorted(JUDGED_SEEDS[net] + SELECTION_SEEDS[net])) for net in ("dln", "vgg")}
     others = tuple(n for n in NORMS if n not in VGG_SWEPT_NORMS)
     return (SubGrid("dln", "dln-paper", DLN_NORMS, DLN_LRS, seeds["dln"], tuple(sorted(base))),
             SubGrid("vgg", vgg, VGG_SWEPT_NORMS, VGG_LRS, seeds["vgg"], vgg_opts),
-            SubGrid("vgg", vgg, others, (VGG_PRINTED_LR,), seeds["vgg"], vgg_opts))
+            SubGrid("vgg", vgg, others, (VGG_PRINTED_LR,), seeds["vgg"], vgg_opts),
+            # the real-image family: every norm at the printed lr, the judged seeds (no lr is chosen)
+            SubGrid(DIGITS_FAMILY, "vgg-digits", NORMS, DIGITS_LRS, JUDGED_SEEDS["vgg"], tuple(sorted(base))))
 
 
 # Seconds per run, by preset and norm.  MEASURED (cpu): the committed single-seed runs of
@@ -202,6 +236,14 @@ SECONDS_PER_RUN = {
     ("cuda", "vgg-paper"): {n: 180 for n in NORMS},
     ("cuda", "dln-paper"): {"none": 102, "bn": 179, "noisy-bn": 364, "l1": 299, "l2": 253, "linf": 269},
     ("cuda", "vgg-cpu"): {n: 60 for n in NORMS},
+    # vgg-digits: vgg-cpu's network, steps and batch on fewer images; assumed to cost what vgg-cpu does
+    ("cpu", "vgg-digits"): {n: s * 5 / 3 for n, s in
+                            {"none": 341, "bn": 466, "noisy-bn": 382, "l1": 238, "l2": 235, "linf": 246,
+                             "noisy-none": 341}.items()},
+    ("cuda", "vgg-digits"): {n: 60 for n in NORMS},
+    # smoke: 12 steps of both tiny networks with every measurement, ~5 s a run including start-up
+    ("cpu", "smoke"): {n: 5 for n in NORMS},
+    ("cuda", "smoke"): {n: 5 for n in NORMS},
 }
 MEASURED = {("cpu", "dln-paper"), ("cpu", "vgg-cpu")}
 
@@ -251,11 +293,11 @@ def write_grid_files(plan, work: str) -> list:
     return out
 
 
-def sweep_commands(plan, work: str, python: str, device: Optional[str] = None) -> list:
+def sweep_commands(plan, work: str, python: str, device: Optional[str] = None, jobs: int = 1) -> list:
     """The gpu_check.sweep command of each sub-grid (grid file written by ``write_grid_files``)."""
     cmds = []
     for path, out in write_grid_files(plan, work):
-        cmd = [python, "-m", "gpu_check.sweep", "--grid", path, "--out", out, "--quiet"]
+        cmd = [python, "-m", "gpu_check.sweep", "--grid", path, "--out", out, "--quiet", "--jobs", str(jobs)]
         if device:
             cmd += ["--device", device]
         cmds.append(cmd)

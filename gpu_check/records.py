@@ -190,7 +190,8 @@ def device_description(device) -> str:
     import torch
 
     if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
+        tf32 = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+        return f"cuda:{torch.cuda.get_device_name(device)} (TF32 {'on' if tf32 else 'off'})"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 

@@ -139,24 +139,22 @@ def markdown(results, summaries) -> str:
     else:
         out += ["No figure yet: a figure needs the judged seeds of both the standard and the BatchNorm network "
                 "at one learning rate.", ""]
-    out += ["The figures under docs/reproduction/figures were drawn from the earlier single-seed runs of the "
-            "previous document (git show a30d6e2:docs/reproduction.md) and are not regenerated from these "
-            "summaries.", ""]
     return "\n".join(out)
 
 
 def figures_of(summaries) -> list:
-    """[(network, lr, file name, its summaries)]: a figure for each learning rate at which every
-    judged seed of both the standard and the BatchNorm network has a summary at preset scale (a
-    function of which runs exist, not of their pixels)."""
-    judged = list(C.SummaryIndex.of(summaries).by_key.values())
+    """[(family, lr, file name, the family's judged summaries)]: a figure for each family and
+    learning rate at which every judged seed of both the standard and the BatchNorm network has a
+    summary at preset scale (a function of which runs exist, not of their pixels)."""
+    index = C.SummaryIndex.of(summaries)
     out = []
-    for network, lrs in (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS)):
+    for family, lrs in claim_figures.FAMILY_LRS:
+        judged = [s for (fam, *_), s in index.by_key.items() if fam == family]
+        seeds = R.JUDGED_SEEDS[R.FAMILY_NETWORK[family]]
         for lr in lrs:
-            have = {(s["run"]["norm"], s["run"]["seed"]) for s in judged if s["run"]["network"] == network
-                    and s["run"]["lr_text"] == R.lr_text(lr)}
-            if all((n, seed) in have for n in ("none", "bn") for seed in R.JUDGED_SEEDS[network]):
-                out.append((network, lr, f"{network}_lr{R.lr_text(lr)}.png", judged))
+            have = {(s["run"]["norm"], s["run"]["seed"]) for s in judged if s["run"]["lr_text"] == R.lr_text(lr)}
+            if all((n, seed) in have for n in ("none", "bn") for seed in seeds):
+                out.append((family, lr, f"{family}_lr{R.lr_text(lr)}.png", judged))
     return out
 
 
@@ -179,8 +177,8 @@ def write(out_md: str, summaries_dir=None) -> list:
     atomic_write_text(out_md, md)
     atomic_write_text(out_json, js)
     summaries = load_summaries(sdir) if os.path.isdir(sdir) else []
-    for network, lr, _name, judged in figures_of(summaries):
-        claim_figures.claim_figure(judged, network, lr, os.path.join(os.path.dirname(os.path.abspath(out_md)), FIGURES))
+    for family, lr, _name, judged in figures_of(summaries):
+        claim_figures.claim_figure(judged, family, lr, os.path.join(os.path.dirname(os.path.abspath(out_md)), FIGURES))
     return results
 
 

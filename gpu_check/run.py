@@ -1,8 +1,8 @@
 """Command line: train one of the paper's networks and probe every statement along the way.
 
-    python -m gpu_check.run --preset {smoke,dln-paper,vgg-cpu,vgg-paper} \\
+    python -m gpu_check.run --preset {smoke,dln-paper,vgg-cpu,vgg-digits,vgg-paper} \\
         --norm {none,bn,noisy-bn,l1,l2,linf} --out DIR [--steps N] [--probe-every K] \\
-        [--seed S] [--lr LR] [--device auto|cpu|cuda] [--resume] [--data DIR] \\
+        [--seed S] [--lr LR] [--device auto|cpu|cuda] [--resume] [--data DIR|sklearn:digits] \\
         [--measure ics,landscape,distributions] [--measure-every K]
 
 Writes DIR/config.json, DIR/metrics.jsonl, DIR/probes.jsonl, DIR/events.jsonl,
@@ -21,7 +21,7 @@ import sys
 from gpu_check.checkpoint import CheckpointError
 from gpu_check.config import (DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError, preset, with_learning_rate,
                               with_overrides)
-from gpu_check.data import DataError
+from gpu_check.data import DataError, check_source
 from gpu_check.grid import LockedError, RunLock
 from gpu_check.train import RunError, SimulatedInterruption, describe, run_training
 from theory import cli
@@ -44,7 +44,8 @@ def parser():
                    help="learning rate of every network the preset trains (default: the preset's)")
     p.add_argument("--cpu-threads", type=int, help="torch threads on the CPU (default 1)")
     p.add_argument("--device", choices=list(DEVICES))
-    p.add_argument("--data", help="CIFAR-10 directory (cifar-10-batches-py); default: synthetic images")
+    p.add_argument("--data", help="CIFAR-10 directory (cifar-10-batches-py), or sklearn:digits for scikit-learn's "
+                   "real 8x8 handwritten digits (preset vgg-digits); default: synthetic images")
     p.add_argument("--measure", metavar="LIST", help="comma-separated measurements of Sections 2-3 to make "
                    f"along the run: {','.join(MEASUREMENTS)}")
     p.add_argument("--measure-every", type=int, metavar="K", help="measure every K steps (default: ~25 points a run)")
@@ -71,8 +72,7 @@ def _run(args) -> int:
                                 tuple(m.strip() for m in args.measure.split(",") if m.strip()),
                                 measure_every=args.measure_every)
         config = with_learning_rate(config, args.lr)
-        if args.data is not None and not os.path.isdir(args.data):
-            raise DataError(f"--data {args.data!r}: no such directory")
+        check_source(args.data)
         created = not os.path.lexists(args.out)
         try:
             # one run per directory: a second process gets exit 2 at once (gpu_check.grid.RunLock;

@@ -1,6 +1,6 @@
 """A run's small summary: what the reproduction's criteria read, and where it came from.
 
-    python -m gpu_check.run_summary DIR [DIR ...] --out docs/reproduction/summaries
+    python -m gpu_check.run_summary DIR [DIR ...] --out docs/reproduction/summaries [--skip-unfinished]
 
 DIR is a run directory of gpu_check.run or a grid directory of gpu_check.sweep (its runs).
 For every network a run trains, one JSON file
@@ -37,6 +37,7 @@ from importlib import metadata
 import numpy as np
 
 from gpu_check import records
+from gpu_check.data import DIGITS
 from gpu_check.grid import expand_runs
 from gpu_check.measure_distributions import moment_changes
 from gpu_check.readings import lr_text
@@ -147,6 +148,17 @@ def distribution_statistics(rows, network: str) -> dict:
     return out
 
 
+def without_paths(text, data_dir):
+    """``text`` with the CIFAR-10 directory ``data_dir`` (a machine path) reduced to its last
+    component, so that a summary holds no machine path (gpu_check.data.DIGITS is not a path)."""
+    if text is None or not data_dir or data_dir == DIGITS:
+        return text
+    name = os.path.basename(os.path.normpath(data_dir))
+    for path in dict.fromkeys((os.path.abspath(data_dir), data_dir)):      # the longer first
+        text = text.replace(path, f".../{name}")
+    return text
+
+
 def summarise_run(run_dir: str) -> list:
     """One summary (a dict) per network the run in ``run_dir`` trains."""
     meta = records.read_run_meta(run_dir)
@@ -177,9 +189,9 @@ def summarise_run(run_dir: str) -> list:
             "run": {"network": network, "preset": config["preset"], "norm": config["norm"], "lr": _round(lr),
                     "lr_text": lr_text(lr), "seed": int(config["seed"]), "steps": steps,
                     "status": run["status"], "next_step": int(run["next_step"]),
-                    "dataset": run.get("datasets", {}).get(network, "?"),
+                    "dataset": without_paths(run.get("datasets", {}).get(network, "?"), config.get("data")),
                     "device": str(meta.get("device", "?"))},
-            "config": config,
+            "config": dict(config, data=without_paths(config.get("data"), config.get("data"))),
             "loss": loss_statistics([float(m["loss"]) for m in train], window_of(network, steps), run["status"]),
             "accuracy": {"final_train": _round(final_acc), "final_test": _round(test[-1]["accuracy"]) if test else None},
             "ics": ics_statistics(ics, network),
@@ -198,16 +210,27 @@ def dumps(summary: dict) -> str:
     return json.dumps(records.jsonable(summary), indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
+def finished(run_dir: str) -> bool:
+    """True when the run has ended, complete or diverged (a run still training, or interrupted, has not)."""
+    path = os.path.join(run_dir, records.SUMMARY)
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("status") in ("complete", "diverged")
+
+
 def write_summaries(run_dirs, out_dir: str) -> list:
-    """Summarise each run and write it under ``out_dir``; returns the relative names written."""
+    """Summarise each run and write it under ``out_dir``; returns the relative names written.
+    Every run is read before anything is written: a run that cannot be summarised leaves
+    ``out_dir`` as it was."""
+    summaries = [s for d in run_dirs for s in summarise_run(d)]
     written = []
-    for d in run_dirs:
-        for s in summarise_run(d):
-            name = summary_name(s)
-            path = os.path.join(out_dir, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            atomic_write_text(path, dumps(s))
-            written.append(name)
+    for s in summaries:
+        name = summary_name(s)
+        path = os.path.join(out_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write_text(path, dumps(s))
+        written.append(name)
     return written
 
 
@@ -231,12 +254,22 @@ def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.run_summary", __doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories, or grid directories of gpu_check.sweep")
     p.add_argument("--out", required=True, metavar="DIR", help="summaries directory (docs/reproduction/summaries)")
+    p.add_argument("--skip-unfinished", action="store_true",
+                   help="leave out runs that have not ended (a grid still running) instead of stopping; "
+                        "they are counted on stderr")
 
     def body(args):
-        for d in expand_runs(args.runs):
+        runs = expand_runs(args.runs)
+        for d in runs:
             if not os.path.isfile(os.path.join(d, records.CONFIG)):
                 raise cli.InputError(f"{d!r} is not a run directory: it has no {records.CONFIG}")
-        for name in write_summaries(expand_runs(args.runs), args.out):
+        if args.skip_unfinished:
+            waiting = [d for d in runs if not finished(d)]
+            runs = [d for d in runs if d not in waiting]
+            if waiting:
+                print(f"run_summary: {len(waiting)} run(s) not finished, left out (first: {waiting[0]})",
+                      file=sys.stderr)
+        for name in write_summaries(runs, args.out):
             print(name)
         return 0
 

@@ -28,6 +28,7 @@ import time
 
 from gpu_check import grid as G
 from gpu_check.config import DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError
+from gpu_check.data import DataError, check_source
 from theory import cli
 
 EXECUTORS = ("local", "ray")
@@ -68,7 +69,7 @@ def parser():
     g.add_argument("--bn-eps", type=float)
     g.add_argument("--cpu-threads", type=cli.positive_int)
     g.add_argument("--device", choices=list(DEVICES))
-    g.add_argument("--data", metavar="DIR")
+    g.add_argument("--data", metavar="DIR", help="CIFAR-10 directory, or sklearn:digits (preset vgg-digits)")
     g.add_argument("--measure", metavar="LIST", help=f"comma-separated: {','.join(MEASUREMENTS)}")
     g.add_argument("--measure-every", type=cli.non_negative_int, metavar="K")
     return p
@@ -83,8 +84,10 @@ def grid_from_args(args) -> G.Grid:
              "measure": None if args.measure is None else
              tuple(m.strip() for m in args.measure.split(",") if m.strip())}
     options.update({k: v for k, v in flags.items() if v is not None})
-    if options.get("data") is not None and not os.path.isdir(options["data"]):
-        raise cli.InputError(f"--data {options['data']!r}: no such directory")
+    try:
+        check_source(options.get("data"))
+    except DataError as e:
+        raise cli.InputError(str(e)) from None
     lrs = args.lr or spec.get("lr", [])
     return G.make_grid(args.preset or spec.get("preset", []), args.norm or spec.get("norm", []), lrs,
                        args.seed if args.seed is not None else spec.get("seed", []), options, args.route)

@@ -79,10 +79,17 @@ class NetworkRun:
 
 
 def resolve_device(requested: str) -> torch.device:
+    """The device of a run.  On CUDA, TF32 is switched off for matrix products and convolutions:
+    the measurements of Sections 2-3 are differences of gradients and losses (ICS, gradient
+    predictiveness, loss ranges) that TF32's 10-bit mantissa would round away, and a run must
+    compute in the float32 it records (torch's default keeps TF32 on for cuDNN convolutions)."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         raise RunError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if requested == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return torch.device(requested)
 
 

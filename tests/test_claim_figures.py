@@ -2,7 +2,8 @@
 import numpy as np
 
 from gpu_check import readings as R
-from gpu_check.claim_figures import claim_figure, claim_figures, seed_band
+from gpu_check.claim_figures import claim_figure, seed_band
+from gpu_check.reproduction_doc import figures_of
 from test_claims import summary
 
 
@@ -14,8 +15,28 @@ def test_the_band_is_the_t_interval_over_seeds_at_the_steps_every_seed_has():
 
 def test_a_figure_is_drawn_for_each_learning_rate_with_both_networks_and_none_without(tmp_path):
     runs = [summary("dln", n, s, land=10.0 if n == "none" else 1.0) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
-    paths = claim_figures(runs, str(tmp_path))
-    assert [p.rsplit("/", 1)[-1] for p in paths] == ["dln_lr1e-6.png"]
-    with open(paths[0], "rb") as f:
+    figures = figures_of(runs)
+    assert [name for _f, _lr, name, _s in figures] == ["dln_lr1e-6.png"]
+    family, lr, name, judged = figures[0]
+    path = claim_figure(judged, family, lr, str(tmp_path))
+    assert path.rsplit("/", 1)[-1] == name
+    with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert claim_figure([r for r in runs if r["run"]["norm"] == "none"], "dln", 1e-6, str(tmp_path)) is None
+    assert figures_of([r for r in runs if r["run"]["seed"] != 0]) == []      # a judged seed is missing
+
+
+def test_a_log_quantity_is_banded_in_log_space_so_the_band_stays_positive():
+    series = [[(0, 1e-3)], [(0, 1e3)], [(0, 1.0)]]
+    steps, mean, low, high = seed_band(series, log=True)
+    assert np.isclose(mean[0], 1.0) and 0 < low[0] < 1.0 < high[0]
+    _, linear_mean, linear_low, _ = seed_band(series)
+    assert linear_low[0] < 0 < linear_mean[0]                 # the linear band would cross zero
+
+
+def test_a_change_below_float32_resolution_is_rounding_and_not_drawn(tmp_path):
+    runs = [summary("dln", n, s, change=1e-4 if n == "none" else 1e-9) for s in R.JUDGED_SEEDS["dln"]
+            for n in ("none", "bn")]
+    from gpu_check.claim_figures import _inputs
+    assert all(np.isnan(v) for _, v in _inputs(runs[1])) and not any(np.isnan(v) for _, v in _inputs(runs[0]))
+    assert claim_figure(runs, "dln", 1e-6, str(tmp_path)) is not None

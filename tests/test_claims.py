@@ -220,4 +220,39 @@ def test_every_claim_has_a_measurement_now():
 def test_dln_claims_carry_every_learning_rate_reading_and_the_paper_procedure():
     names = [r.name for r in R.readings_for("dln", ("none", "bn"))]
     assert names == [f"dln-lr{R.lr_text(lr)}" for lr in R.DLN_LRS] + [R.PAPER_PROCEDURE]
-    assert [r.lr for r in R.readings_for("vgg", ("none", "l1"))] == [0.1, None]
+    assert [(r.name, r.lr) for r in R.readings_for("vgg", ("none", "l1"))] == [
+        ("vgg-lr1e-1", 0.1), ("vgg-digits-lr1e-1", 0.1), (R.PAPER_PROCEDURE, None)]
+
+
+def digits(s):
+    """The summary as a vgg-digits run (scikit-learn's real digits)."""
+    return dict(s, run=dict(s["run"], preset="vgg-digits", steps=R.preset_steps("vgg-digits"),
+                            dataset="sklearn-digits(real 8x8 handwritten digits; NOT CIFAR-10), 1500 train / 297 test"))
+
+
+def test_the_digits_family_is_a_reading_of_its_own_and_never_mixes_with_the_synthetic_runs():
+    c = claim("fig1a")
+    good, bad = CASES["fig1a"]
+    runs = seeds_summaries(c, lambda s: good) + [digits(s) for s in seeds_summaries(c, lambda s: bad)]
+    res = {r.reading.name: r for r in C.judge_claim(c, C.SummaryIndex.of(runs)).readings}
+    assert res["vgg-lr1e-1"].verdict is V.REPRODUCED
+    assert res["vgg-digits-lr1e-1"].verdict is V.NOT_REPRODUCED
+    assert "vgg-digits" in res["vgg-digits-lr1e-1"].setting and "NOT CIFAR-10" in res["vgg-digits-lr1e-1"].setting
+    only_digits = C.judge_claim(c, C.SummaryIndex.of([digits(s) for s in seeds_summaries(c, lambda s: good)]))
+    by = {r.reading.name: r.verdict for r in only_digits.readings}
+    assert by["vgg-digits-lr1e-1"] is V.REPRODUCED and by["vgg-lr1e-1"] is V.INCONCLUSIVE
+
+
+def test_real_digits_do_not_stand_in_for_cifar10():
+    c = claim("fig1b")
+    good, _ = CASES["fig1b"]
+    res = C.judge_claim(c, C.SummaryIndex.of([digits(s) for s in seeds_summaries(c, lambda s: good)]))
+    assert res.verdict is V.NOT_TESTABLE_HERE and "CIFAR-10" in res.why
+
+
+def test_a_change_of_layer_inputs_below_float32_resolution_is_undefined_not_a_value():
+    c = claim("fig1c")
+    rounding = {"none": dict(change=1.0), "bn": dict(change=1e-9)}
+    r = C.judge_reading(c, printed_reading(c), C.SummaryIndex.of(seeds_summaries(c, lambda s: rounding)))
+    assert r.verdict is V.INCONCLUSIVE and r.interval.undefined == len(R.JUDGED_SEEDS["vgg"])
+    assert "undefined" in r.note

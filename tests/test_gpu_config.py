@@ -8,7 +8,7 @@ from gpu_check.config import (NORMS, PRESETS, ConfigError, DLNConfig, RunConfig,
 
 
 def test_every_preset_is_a_frozen_run_config_named_after_itself():
-    assert set(PRESETS) == {"smoke", "dln-paper", "vgg-cpu", "vgg-paper"}
+    assert set(PRESETS) == {"smoke", "dln-paper", "vgg-cpu", "vgg-digits", "vgg-paper"}
     for name, config in PRESETS.items():
         assert isinstance(config, RunConfig) and config.preset == name
         with pytest.raises(dataclasses.FrozenInstanceError):

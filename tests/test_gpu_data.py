@@ -141,3 +141,38 @@ def test_batch_order_is_a_reshuffle_per_epoch_that_depends_only_on_seed_and_step
     assert np.array_equal(fresh.indices(4), order.indices(4))
     state = order.state(4)
     assert (state["epoch"], state["index"]) == (1, 1)
+
+
+# ------------------------------------------------------------------ scikit-learn's real digits
+
+def test_the_real_digits_are_cifar_shaped_exact_upsamplings_with_a_fixed_split():
+    from sklearn.datasets import load_digits
+
+    x_tr, y_tr, x_te, y_te = data.load_digits_images(data.DIGITS_TRAIN, data.DIGITS_TEST)
+    assert x_tr.shape == (1500, 3, 32, 32) and x_te.shape == (297, 3, 32, 32) and x_tr.dtype == np.uint8
+    raw = load_digits()
+    # pixel replication: every 4x4 block of every channel is the scaled 8x8 pixel; labels in file order
+    first = np.rint(raw.images[0] * 255 / 16).astype(np.uint8)
+    assert np.array_equal(x_tr[0, 2, ::4, ::4], first) and np.array_equal(x_tr[0, 0], x_tr[0, 1])
+    assert np.array_equal(x_tr[0, 0, 3::4, 3::4], first)
+    assert np.array_equal(y_tr, raw.target[:1500]) and np.array_equal(y_te, raw.target[1500:])
+    assert set(np.unique(y_tr)) == set(range(10)) and x_tr.max() == 255
+
+
+def test_image_data_on_the_digits_says_they_are_real_digits_not_cifar10():
+    d = data.image_data(0, data.DIGITS, 200, 50, 32)
+    assert "sklearn-digits" in d.name and "NOT CIFAR-10" in d.name and "200 train / 50 test" in d.name
+    assert abs(float(d.x_train.mean())) < 1e-5 and d.y_test.shape == (50,)
+
+
+def test_asking_the_digits_for_more_images_than_they_have_is_a_clear_error():
+    with pytest.raises(DataError, match="1500 training and 297 test"):
+        data.load_digits_images(10_000, 2_000)
+
+
+def test_the_data_option_is_none_the_digits_or_an_existing_directory(tmp_path):
+    data.check_source(None)
+    data.check_source(data.DIGITS)
+    data.check_source(str(tmp_path))
+    with pytest.raises(DataError, match="no such directory"):
+        data.check_source(str(tmp_path / "absent"))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from gpu_check import records
 from gpu_check.config import NORMS, preset, with_overrides
@@ -142,3 +143,14 @@ def test_an_output_path_that_is_a_file_exits_2(tmp_path, capsys):
     (tmp_path / "f").write_text("")
     code, err = run_cli(capsys, "--preset", "smoke", "--norm", "bn", "--out", str(tmp_path / "f"), "--quiet")
     assert code == 2 and str(tmp_path / "f") in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_cuda_run_computes_in_float32_with_tf32_off_and_says_so():
+    from gpu_check.records import device_description
+    from gpu_check.train import resolve_device
+
+    torch.backends.cudnn.allow_tf32 = True          # torch's default for convolutions
+    device = resolve_device("cuda")
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert device_description(device).endswith("(TF32 off)")

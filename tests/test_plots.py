@@ -68,3 +68,27 @@ def test_slack_series_is_the_minimum_relative_slack_per_step():
 def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     assert plots.main([str(tmp_path), "--out", str(tmp_path / "f")]) == 2
     assert "is not a run directory: it has no config.json" in capsys.readouterr().err
+
+
+def test_a_run_of_gpu_check_attach_draws_its_slack_figure_under_the_models_name(tmp_path):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    import gpu_check
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    x, t = torch.randn(16, 4), torch.randn(16, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with gpu_check.attach(model, out=str(tmp_path / "run"), every=2, channels=2) as probe:
+        for step in range(4):
+            probe.step(step, lambda m: F.mse_loss(m(x), t))
+            opt.zero_grad()
+            F.mse_loss(model(x), t).backward()
+            opt.step()
+    run = plots.load_run(str(tmp_path / "run"))
+    assert run.networks == (plots.ATTACHED,)
+    drawn, skipped = plots.make_figures([str(tmp_path / "run")], str(tmp_path / "figs"), formats=("png",))
+    assert [f.name for f in drawn] == ["slack_model"] and "gpu_check.attach" in drawn[0].title
+    assert "training_model: no run holds its records" in skipped

@@ -1,99 +1,75 @@
-"""gpu_check.reproduce: each claim of Sections 2-3 and Appendix B judged from runs, in a document."""
+"""gpu_check.reproduce: one path from runs to verdicts (summaries -> gpu_check.claims -> documents),
+whichever way the runs arrive: committed summaries, given run directories, or a grid it runs."""
+import json
 import os
-import re
 
+import pytest
 
+from gpu_check import readings as R
 from gpu_check import reproduce
-from gpu_check.plots import Run
-from gpu_check.reproduce import (CLAIMS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, group_runs, judge)
+from gpu_check.claims import CLAIMS
+from gpu_check.config import NORMS
+from gpu_check.run_summary import load_summaries
 
 
-def fake_run(norm, preset="dln-paper", network="dln", losses=(3.0, 2.0, 1.0), landscape=None, ics=None,
-             dataset="dln-gaussian(seed=0, n=1000, d=10)"):
-    """A Run held in memory: the records a claim reads, nothing else."""
-    metrics = [{"step": s, "network": network, "split": "train", "loss": v} for s, v in enumerate(losses)]
-    config = {"norm": norm, "preset": preset, "seed": 0, "steps": len(losses), network: {}}
-    return Run(path=f"/runs/{preset}-{norm}", config=config, meta={"device": "cpu", "datasets": {network: dataset}},
-               metrics=metrics, landscape=landscape or [], ics=ics or [])
+def _call(capsys, *argv):
+    code = reproduce.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def landscape_rows(loss_range, change, beta, network="dln"):
-    return [{"network": network, "step": s, "loss_min": 1.0, "loss_max": 1.0 + loss_range,
-             "grad_change_max": change, "beta_eff": beta} for s in range(3)]
+@pytest.fixture(scope="module")
+def smoke_grid(tmp_path_factory):
+    """--scale smoke, cut to two norms (the full smoke scale makes one run per norm), run once."""
+    root = tmp_path_factory.mktemp("smoke")
+    plan = (R.SubGrid("smoke", "smoke", ("none", "bn"), (R.SMOKE_LR,), (0,),
+                      (("measure", R.MEASURE), ("probe_every", 0))),)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(R, "paper_plan", lambda scale, data=None: plan)
+    try:
+        out = root / "docs" / "reproduction.md"
+        assert reproduce.main(["--scale", "smoke", "--out", str(out), "--work", str(root / "runs"), "--jobs", "2"]) == 0
+    finally:
+        mp.undo()
+    return root, out
 
 
-def claim(claim_id):
-    return next(c for c in CLAIMS if c.id == claim_id)
+def test_the_smoke_scale_runs_its_grid_then_summarises_and_judges_it(smoke_grid):
+    root, out = smoke_grid
+    assert sorted(os.listdir(root / "runs" / "smoke" / "smoke")) == ["bn", "none"]
+    summaries = load_summaries(str(root / "docs" / "reproduction" / "summaries"))
+    assert {(s["run"]["network"], s["run"]["norm"]) for s in summaries} == {
+        (net, norm) for net in ("dln", "vgg") for norm in ("none", "bn")}
+    js = json.loads((root / "docs" / "reproduction.json").read_text())
+    assert [c["id"] for c in js["claims"]] == [c.id for c in CLAIMS]
+    # smoke summaries are below every judged preset's scale: nothing is judged on them
+    assert {c["verdict"] for c in js["claims"]} <= {"inconclusive", "not-testable-here"}
+    assert "4 run summaries" in out.read_text()
 
 
-def test_every_claim_names_its_paper_figure_and_section_once():
-    ids = [c.id for c in CLAIMS]
-    assert len(ids) == len(set(ids))
-    figures = " ".join(c.paper_figures for c in CLAIMS)
-    for fig in ("1(a)", "1(b)", "1(c)", "2", "3", "4(a)", "4(b)", "4(c)", "5", "6", "8", "10(a)", "11", "12", "13"):
-        assert fig in figures, fig
+def test_given_runs_take_the_same_path_and_a_second_call_adds_nothing(smoke_grid, capsys, tmp_path):
+    root, _ = smoke_grid
+    out = tmp_path / "r.md"
+    code, text, _ = _call(capsys, "--runs", str(root / "runs" / "smoke"), "--out", str(out))
+    assert code == 0 and "wrote" in text
+    first = sorted(p.name for p in (tmp_path / "r" / "summaries").rglob("*.json"))
+    assert first == ["seed0.json"] * 4
+    md = out.read_text()
+    assert _call(capsys, "--runs", str(root / "runs" / "smoke"), "--out", str(out))[0] == 0
+    assert out.read_text() == md
 
 
-def test_a_landscape_claim_is_reproduced_when_bn_is_smoother_and_not_when_it_is_rougher():
-    c = claim("fig10b-dln")
-    smooth = {"bn": fake_run("bn", landscape=landscape_rows(1.0, 0.1, 5.0)),
-              "none": fake_run("none", landscape=landscape_rows(9.0, 40.0, 7.0))}
-    assert judge(c, smooth).verdict == REPRODUCED
-    v = judge(c, {"bn": fake_run("bn", landscape=landscape_rows(9.0, 40.0, 7.0)),
-                  "none": fake_run("none", landscape=landscape_rows(1.0, 0.1, 5.0))})
-    assert v.verdict == NOT_REPRODUCED and "bn 40 vs none 0.1" in v.shows
+def test_the_smoke_scale_plans_every_norm_and_prints_it_before_any_run(capsys, tmp_path):
+    code, text, _ = _call(capsys, "--scale", "smoke", "--plan", "--out", str(tmp_path / "r.md"))
+    assert code == 0 and f"{len(NORMS)} runs; estimated time on cpu" in text
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "r.md").exists()
 
 
-def test_ics_claim_reads_the_cosine_of_layers_after_the_first():
-    def ics(cos):
-        return [{"network": "dln", "step": s, "index": i, "ics_cosine": 1.0 if i == 1 else cos, "ics_rel": 0.1}
-                for s in range(3) for i in (1, 2, 3)]
-    worse = {"bn": fake_run("bn", ics=ics(0.2)), "none": fake_run("none", ics=ics(0.99))}
-    assert judge(claim("fig3-dln"), worse).verdict == REPRODUCED
-    assert judge(claim("fig3-dln-striking"), worse).verdict == REPRODUCED
-    better = {"bn": fake_run("bn", ics=ics(0.99)), "none": fake_run("none", ics=ics(0.2))}
-    assert judge(claim("fig3-dln"), better).verdict == NOT_REPRODUCED
-
-
-def test_smoke_runs_missing_runs_and_cifar_claims_on_synthetic_data_are_not_testable():
-    c = claim("fig1a")
-    smoke = {n: fake_run(n, preset="smoke", network="vgg") for n in ("bn", "none")}
-    v = judge(c, smoke)
-    assert v.verdict == NOT_TESTABLE and "smoke runs" in v.reason and "mean training loss" in v.shows
-    assert "no VGG run with norm none" in judge(c, {"bn": smoke["bn"]}).reason
-    synthetic = {n: fake_run(n, preset="vgg-cpu", network="vgg", dataset="synthetic-cifar10-like(seed=0; NOT CIFAR-10)")
-                 for n in ("bn", "none")}
-    assert "synthetic stand-in" in judge(claim("fig1b"), synthetic).reason
-    fig1a = judge(c, synthetic)
-    assert fig1a.verdict in (REPRODUCED, NOT_REPRODUCED) and "reduced scale" in fig1a.reason
-    assert judge(claim("lr-range"), synthetic).verdict == NOT_TESTABLE
-
-
-def test_runs_of_the_largest_preset_are_compared_with_each_other():
-    runs = [fake_run("bn", preset="smoke"), fake_run("bn"), fake_run("none", preset="smoke"), fake_run("none")]
-    grouped = group_runs(runs)
-    assert {r.preset for r in grouped["dln"].values()} == {"dln-paper"}
-
-
-def test_without_runs_the_command_makes_them_and_writes_the_report_with_its_figures(tmp_path, monkeypatch):
-    """The no --runs path, cut to two smoke runs (the full smoke scale makes one run per norm)."""
-    monkeypatch.setattr(reproduce, "SCALES", {"smoke": [("smoke", ("none", "bn"))]})
-    out = tmp_path / "docs" / "reproduction.md"
-    argv = ["--out", str(out), "--work", str(tmp_path / "runs"), "--jobs", "2"]
-    assert reproduce.main(argv) == 0
-    text = out.read_text()
-    assert text.startswith("<!-- generated by `python -m gpu_check.reproduce")
-    for c in CLAIMS:
-        assert f"### {c.id}" in text
-    assert "**Verdict: not testable at this scale** -- smoke runs" in text
-    assert "no VGG run with norm noisy-bn was given" in text
-    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert images and all(os.path.getsize(out.parent / p) > 1000 for p in images)
-    assert all(not os.path.isabs(p) for p in images)
-    assert "| dln | bn | smoke | 12 |" in text
-    assert re.search(r"ics [0-9.e-]+ s = [0-9.e-]+ steps", text)          # measurement cost from the summary
-    # a second call reuses the complete runs instead of training again
-    log = []
-    assert reproduce.ensure_runs("smoke", str(tmp_path / "runs"), log=log.append) == \
-        [str(tmp_path / "runs" / "smoke-none"), str(tmp_path / "runs" / "smoke-bn")]
-    assert log == [f"reusing {tmp_path / 'runs' / 'smoke-none'}", f"reusing {tmp_path / 'runs' / 'smoke-bn'}"]
+@pytest.mark.parametrize("argv, words", [
+    ([], "give exactly one of --from-summaries, --runs and --scale (got none)"),
+    (["--scale", "smoke", "--from-summaries"], "(got --from-summaries, --scale)"),
+    (["--from-summaries", "--plan"], "--plan prints the grid of a --scale"),
+])
+def test_one_source_of_runs_at_a_time(capsys, tmp_path, argv, words):
+    code, _, err = _call(capsys, "--out", str(tmp_path / "r.md"), *argv)
+    assert code == 2 and words in err and err.count("\n") == 1

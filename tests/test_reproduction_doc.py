@@ -83,7 +83,8 @@ def test_summaries_are_written_canonically_and_documents_regenerate_byte_for_byt
 def test_the_paper_scale_prints_its_runs_and_estimated_time_before_starting(capsys):
     assert reproduce.main(["--scale", "paper", "--plan", "--out", "/nonexistent/r.md"]) == 0
     out = capsys.readouterr().out
-    assert "254 runs; estimated time on cpu" in out and "254 runs; estimated time on cuda" in out
+    assert "275 runs; estimated time on cpu" in out and "275 runs; estimated time on cuda" in out
+    assert "vgg-digits" in out
     assert "dln-paper" in out and "vgg-paper" in out and "not feasible" in out
 
 
@@ -114,3 +115,28 @@ def test_with_every_judged_seed_the_document_embeds_its_seed_band_figure(tmp_pat
         fig10a = next(c for c in json.load(f)["claims"] if c["id"] == "fig10a-dln")
     printed = next(r for r in fig10a["readings"] if r["reading"] == "dln-lr1e-6")
     assert printed["seeds"] == [0, 1, 2, 3, 4] and printed["verdict"] == str(ClaimVerdict.REPRODUCED) and printed["ci_low"] > 0
+
+
+def test_a_grid_still_running_is_summarised_with_its_unfinished_runs_left_out_only_when_asked(smoke_run, tmp_path,
+                                                                                              capsys):
+    import shutil
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(smoke_run, unfinished)
+    (unfinished / "summary.json").unlink()                       # as a run still training looks
+    sdir = tmp_path / "summaries"
+    assert summary_main([smoke_run, str(unfinished), "--out", str(sdir)]) == 2
+    assert "has not finished" in capsys.readouterr().err and not sdir.exists()    # nothing half-written
+    assert summary_main([smoke_run, str(unfinished), "--out", str(sdir), "--skip-unfinished"]) == 0
+    assert "1 run(s) not finished, left out" in capsys.readouterr().err
+    assert len(load_summaries(str(sdir))) == 2                   # the finished run's two networks
+
+
+def test_a_summary_holds_no_machine_path_of_the_cifar_directory(tmp_path):
+    from gpu_check.run_summary import without_paths
+
+    cifar = str(tmp_path / "data" / "cifar-10-batches-py")
+    assert without_paths(f"cifar-10({cifar}), 500 train / 100 test, 32x32", cifar) == \
+        "cifar-10(.../cifar-10-batches-py), 500 train / 100 test, 32x32"
+    assert without_paths(cifar, cifar) == ".../cifar-10-batches-py"
+    assert without_paths("sklearn-digits(...)", "sklearn:digits") == "sklearn-digits(...)"

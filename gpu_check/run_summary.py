@@ -1,6 +1,6 @@
 """A run's small summary: what the reproduction's criteria read, and where it came from.
 
-    python -m gpu_check.run_summary DIR [DIR ...] --out docs/reproduction/summaries [--skip-unfinished]
+    python -m gpu_check.run_summary DIR [DIR ...] --out docs/reproduction/summaries [--finished-only]
 
 DIR is a run directory of gpu_check.run or a grid directory of gpu_check.sweep (its runs).
 For every network a run trains, one JSON file
@@ -254,16 +254,16 @@ def main(argv=None) -> int:
     p = cli.parser("python -m gpu_check.run_summary", __doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories, or grid directories of gpu_check.sweep")
     p.add_argument("--out", required=True, metavar="DIR", help="summaries directory (docs/reproduction/summaries)")
-    p.add_argument("--skip-unfinished", action="store_true",
-                   help="leave out runs that have not ended (a grid still running) instead of stopping; "
-                        "they are counted on stderr")
+    p.add_argument("--finished-only", action="store_true",
+                   help="summarise only the runs that have ended, leaving out those still running (a grid in progress) "
+                        "instead of stopping at them; they are counted on stderr")
 
     def body(args):
         runs = expand_runs(args.runs)
         for d in runs:
             if not os.path.isfile(os.path.join(d, records.CONFIG)):
                 raise cli.InputError(f"{d!r} is not a run directory: it has no {records.CONFIG}")
-        if args.skip_unfinished:
+        if args.finished_only:
             waiting = [d for d in runs if not finished(d)]
             runs = [d for d in runs if d not in waiting]
             if waiting:

@@ -8,14 +8,20 @@ Two cases, per instance, at each batch size m:
   training-mode BatchNorm map.  Ours: z, g = z - t and theory.bn.grad_y_bn, O(m).  torch.func:
   vmap(grad(L o BN)).
 * ``hessian-forms`` (Theorem 4.2): v^T (d^2 L_hat/dy^2) v and v^T H v, v = nabla_y L_hat, for a
-  quadratic L(z) = z^T H z/2 + <b, z> with a dense H per instance.  Ours: g = H z + b and
-  theory.bn.hessian_bn_bilinear, O(m^2) (H mat-vecs through BLAS, numeric.hessians.StructuredOps).  torch.func: vmap(hessian(L o BN)) and
-  vmap(grad(...)), then the two forms.
+  quadratic L(z) = z^T H z/2 + <b, z> with a dense symmetric H per instance.  Ours:
+  numeric.one_pass.quadratic_head_hessian_forms, O(m^2) and one pass over each H (g = Hz + b and
+  the Gram matrix of H on span{g, 1, y_hat} together, then theory.bn.hessian_forms_from_gram).
+  torch.func: vmap(hessian(L o BN)) and vmap(grad(...)), then the two forms; and the vmapped
+  Hessian-vector product (jvp of grad).
 
 Both sides run on the same float64 instances in one process; each timing is the best of a few
 repeats divided by the number of instances.  The results are compared (max relative difference)
 before any time is reported.  Timed on the 2-core CPU of this project's machine; OpenBLAS is
-pinned to one thread (see theory.report) and so is torch.
+pinned to one thread (see theory.report) and so is torch.  Times are the CPU time of the process
+(time.process_time, all its threads, user and system): the machine is shared with other jobs
+(load average 3-5 while they run on 2 cores), and wall-clock time then counts the time slices
+the scheduler gives them; for these one-thread computations CPU time equals wall-clock time on
+an idle machine.  The read bandwidth of the memory-bound limit is timed the same way.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from numeric import one_pass  # noqa: E402
 from numeric.quantities import STRUCTURED_OPS as OPS  # noqa: E402
 from theory import bn, cli  # noqa: E402
 
@@ -73,7 +80,7 @@ class BenchRow:
     torch_hvp_us: Optional[float]   # vmap of a Hessian-vector product (jvp of grad); None for grad-norm
     speedup_vs_hvp: Optional[float]
     bytes_per_instance: int         # input bytes that must be read once per instance
-    limit_us: float                 # bytes_per_instance / measured read bandwidth
+    limit_us: float                 # bytes_per_instance / read bandwidth (the highest measured in the run)
     ours_over_limit: float          # ours_us / limit_us (1 = memory-bound optimum)
     working_set_mib: float
     max_rel_diff: float
@@ -136,25 +143,9 @@ def ours_grad_norm(y, t, gamma, beta):
     return OPS.vec_sq(v)
 
 
-def _hessian_forms_block(y, H, b, gamma, beta):
-    m = y.shape[1]
-    mu, sigma, y_hat = bn.batch_statistics(OPS, y, m, 0.0)
-    z = OPS.scale(gamma, y_hat) + OPS.scale(beta, OPS.ones_like(y))
-    g = OPS.matvec(H, z) + b
-    v = bn.grad_y_bn(OPS, g, y_hat, sigma, gamma, m)
-    return bn.hessian_bn_bilinear(OPS, H, g, y_hat, sigma, gamma, m, v, v), OPS.bilinear(H, v, v)
-
-
-def ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=DEFAULT_LLC_BYTES):
-    """The Theorem 4.2 forms, in blocks of instances whose H together fill at most half the LLC:
-    the three H mat-vecs of a block (g = Hz + b, H Pv, H v) then read H from DRAM once and from
-    cache twice, instead of streaming every H from memory three times."""
-    m = y.shape[1]
-    block = max(1, (llc_bytes // 2) // (FLOAT64_BYTES * m * m))
-    parts = [_hessian_forms_block(y[i:i + block], H[i:i + block], b[i:i + block],
-                                  gamma[i:i + block], beta[i:i + block])
-             for i in range(0, y.shape[0], block)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def ours_hessian_forms(y, H, b, gamma, beta):
+    """The Theorem 4.2 forms, reading each H once from memory (numeric.one_pass)."""
+    return one_pass.quadratic_head_hessian_forms(y, H, b, gamma, beta)
 
 
 # ---------------------------------------------------------------------------------- torch
@@ -216,9 +207,9 @@ def _best(fn, repeats):
     best = float("inf")
     out = None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, out
 
 
@@ -230,8 +221,11 @@ def _rel(a, b):
 def run(sizes=SIZES, quick=False, seed=0) -> list:
     torch, t_grad_norm, t_hessian_forms, t_hvp_forms = _torch_fns()
     llc = last_level_cache_bytes()
-    bandwidth = read_bandwidth(llc)
-    rows = []
+    # the read bandwidth is measured before every case, next to our timing, and the limit uses the
+    # highest value seen: on this shared machine one measurement taken at a contended moment would
+    # make the limit slower, and ours_over_limit smaller, than the machine really allows
+    bandwidths = []
+    timed = []
     for m in sizes:
         for case in ("grad-norm", "hessian-forms"):
             n = instance_count(case, m, quick, llc)
@@ -239,6 +233,7 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
             ty, tt, tH, tb, tg, tbe = (None if a is None else torch.from_numpy(a) for a in (y, t, H, b, gamma, beta))
             # warm-up: the first call of a vmap-ed function traces it
             hvp_s = None
+            bandwidths.append(read_bandwidth(llc))
             if case == "grad-norm":
                 t_grad_norm(ty[:1], tt[:1], tg[:1], tbe[:1])
                 ours_s, ours = _best(lambda: ours_grad_norm(y, t, gamma, beta), REPEATS)
@@ -247,7 +242,7 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
             else:
                 t_hessian_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
                 t_hvp_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
-                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta, llc), REPEATS)
+                ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta), REPEATS)
                 block = max(1, TORCH_BLOCK_BYTES // (8 * m * m))
                 torch_s, theirs = _best(lambda: _blocks(t_hessian_forms, block, ty, tH, tb, tg, tbe), 2 if m >= 256 else REPEATS)
                 hvp_s, hvp = _best(lambda: _blocks(t_hvp_forms, block, ty, tH, tb, tg, tbe), REPEATS)
@@ -255,14 +250,19 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
                            _rel(ours[0], hvp[0].numpy()), _rel(ours[1], hvp[1].numpy()))
             if diff > AGREEMENT:
                 raise AssertionError(f"{case} at m = {m}: ours and torch.func differ by {diff:.3g} (relative)")
-            nbytes = bytes_per_instance(case, m)
-            limit_us = 1e6 * nbytes / bandwidth
-            ours_us = 1e6 * ours_s / n
-            rows.append(BenchRow(
-                m, case, n, ours_us, 1e6 * torch_s / n, torch_s / ours_s,
-                None if hvp_s is None else 1e6 * hvp_s / n, None if hvp_s is None else hvp_s / ours_s,
-                nbytes, limit_us, ours_us / limit_us, n * nbytes / 2**20, diff))
-    return rows, {"llc_bytes": llc, "read_bandwidth_gb_s": bandwidth / 1e9}
+            timed.append((m, case, n, ours_s, torch_s, hvp_s, diff))
+    bandwidth = max(bandwidths)
+    rows = []
+    for m, case, n, ours_s, torch_s, hvp_s, diff in timed:
+        nbytes = bytes_per_instance(case, m)
+        limit_us = 1e6 * nbytes / bandwidth
+        ours_us = 1e6 * ours_s / n
+        rows.append(BenchRow(
+            m, case, n, ours_us, 1e6 * torch_s / n, torch_s / ours_s,
+            None if hvp_s is None else 1e6 * hvp_s / n, None if hvp_s is None else hvp_s / ours_s,
+            nbytes, limit_us, ours_us / limit_us, n * nbytes / 2**20, diff))
+    return rows, {"llc_bytes": llc, "read_bandwidth_gb_s": bandwidth / 1e9,
+                  "read_bandwidth_gb_s_lowest": min(bandwidths) / 1e9}
 
 
 def format_text(rows, machine) -> str:
@@ -273,8 +273,9 @@ def format_text(rows, machine) -> str:
         lines.append(f"{r.m:>5}  {r.case:<14} {r.instances:>6}  {r.ours_us:>10.2f}  {r.torch_func_us:>12.1f}  "
                      f"{r.speedup:>5.0f}  {hvp}  {r.limit_us:>10.2f}  {r.ours_over_limit:>10.1f}  {r.max_rel_diff:.1e}")
     lines.append(f"hessian: vmap(grad) for grad-norm, vmap(hessian) for hessian-forms; HVP: vmap of jvp(grad); "
-                 f"limit: input bytes / read bandwidth {machine['read_bandwidth_gb_s']:.1f} GB/s "
-                 f"(one core, working set >= {WORKING_SET_LLC_MULTIPLE} x LLC of {machine['llc_bytes'] / 2**20:.0f} MiB)")
+                 f"limit: input bytes / read bandwidth {machine['read_bandwidth_gb_s']:.1f} GB/s (the highest of the "
+                 f"run, lowest {machine['read_bandwidth_gb_s_lowest']:.1f}; one core, working set >= "
+                 f"{WORKING_SET_LLC_MULTIPLE} x LLC of {machine['llc_bytes'] / 2**20:.0f} MiB)")
     ours = {(r.case, r.m): r.ours_us for r in rows}
     ms = sorted({r.m for r in rows})
     if len(ms) >= 2:

@@ -37,12 +37,15 @@ def test_full_runs_stream_a_working_set_larger_than_the_last_level_cache():
         assert n * bench.bytes_per_instance("hessian-forms", m) >= bench.WORKING_SET_LLC_MULTIPLE * llc
 
 
-def test_blocked_hessian_forms_equal_the_unblocked_ones():
-    y, t, H, b, gamma, beta = bench.instances(0, 7, 16)
-    whole = bench._hessian_forms_block(y, H, b, gamma, beta)
-    blocked = bench.ours_hessian_forms(y, H, b, gamma, beta, llc_bytes=2 * 8 * 16 * 16 * 3)  # blocks of 3
-    np.testing.assert_array_equal(whole[0], blocked[0])
-    np.testing.assert_array_equal(whole[1], blocked[1])
+def test_the_limit_uses_the_highest_read_bandwidth_measured_in_the_run(monkeypatch):
+    # one bandwidth per case, measured next to our timing; a contended (low) one must not make
+    # the limit slower than the machine allows
+    measured = iter([10e9, 40e9, 20e9, 30e9])
+    monkeypatch.setattr(bench, "read_bandwidth", lambda llc: next(measured))
+    rows, machine = bench.run(sizes=(8, 16), quick=True)
+    assert machine["read_bandwidth_gb_s"] == 40.0 and machine["read_bandwidth_gb_s_lowest"] == 10.0
+    for r in rows:
+        assert r.limit_us == pytest.approx(1e6 * r.bytes_per_instance / 40e9)
 
 
 def test_text_output_states_the_growth_of_our_cost(capsys):

@@ -127,7 +127,7 @@ def test_a_grid_still_running_is_summarised_with_its_unfinished_runs_left_out_on
     sdir = tmp_path / "summaries"
     assert summary_main([smoke_run, str(unfinished), "--out", str(sdir)]) == 2
     assert "has not finished" in capsys.readouterr().err and not sdir.exists()    # nothing half-written
-    assert summary_main([smoke_run, str(unfinished), "--out", str(sdir), "--skip-unfinished"]) == 0
+    assert summary_main([smoke_run, str(unfinished), "--out", str(sdir), "--finished-only"]) == 0
     assert "1 run(s) not finished, left out" in capsys.readouterr().err
     assert len(load_summaries(str(sdir))) == 2                   # the finished run's two networks
 

@@ -20,6 +20,9 @@ Every function takes an ``ops`` back-end (theory.ops) so that the one formula se
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 
@@ -121,17 +124,14 @@ def grad_y_bn(ops, g, y_hat, sigma, gamma, m):
     return ops.scale(gamma / sigma, project_out_mean_and_yhat(ops, g, y_hat, m))
 
 
-def hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, a, b):
-    """a^T (d^2 L_hat / dy^2) b in O(m^2) per instance (one H mat-vec), valid for eps >= 0:
+def bn_curvature_bilinear(ops, g, y_hat, sigma, gamma, m, a, b):
+    """sum_b g_b a^T (d^2 z_b/dy^2) b in O(m) per instance, valid for eps >= 0:
 
-        (gamma^2/sigma^2) (Pa)^T H (Pb)
         - gamma/(m sigma^2) [ <g_bar,a><y_hat,b> + <y_hat,a><g_bar,b>
                               + <g,y_hat>(<a,b> - <1,a><1,b>/m) - 3/m <g,y_hat><y_hat,a><y_hat,b> ]
 
-    with g_bar = g - 1<1,g>/m.  The second line is sum_b g_b d^2 z_b/dy^2.
-    """
-    Pa = project_out_mean_and_yhat(ops, a, y_hat, m)
-    Pb = project_out_mean_and_yhat(ops, b, y_hat, m)
+    with g_bar = g - 1<1,g>/m: BatchNorm's own curvature, the part of d^2 L_hat/dy^2 that does not
+    involve H (hessian_bn_bilinear, hessian_bn_matrix)."""
     g_sum = ops.total(g)
     g_yhat = ops.dot(g, y_hat)
     a_sum, b_sum = ops.total(a), ops.total(b)
@@ -140,7 +140,77 @@ def hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, a, b):
     ya, yb = ops.dot(y_hat, a), ops.dot(y_hat, b)
     curvature = (gbar_a * yb + ya * gbar_b + g_yhat * (ops.dot(a, b) - a_sum * b_sum / m)
                  - 3 * g_yhat * ya * yb / m)
-    return (gamma**2 / sigma**2) * ops.bilinear(H, Pa, Pb) - gamma / (m * sigma**2) * curvature
+    return -gamma / (m * sigma**2) * curvature
+
+
+def hessian_bn_bilinear(ops, H, g, y_hat, sigma, gamma, m, a, b):
+    """a^T (d^2 L_hat / dy^2) b in O(m^2) per instance (one H mat-vec), valid for eps >= 0:
+
+        (gamma^2/sigma^2) (Pa)^T H (Pb)
+        - gamma/(m sigma^2) [ <g_bar,a><y_hat,b> + <y_hat,a><g_bar,b>
+                              + <g,y_hat>(<a,b> - <1,a><1,b>/m) - 3/m <g,y_hat><y_hat,a><y_hat,b> ]
+
+    with g_bar = g - 1<1,g>/m.  The second line is sum_b g_b d^2 z_b/dy^2 (bn_curvature_bilinear).
+    """
+    Pa = project_out_mean_and_yhat(ops, a, y_hat, m)
+    Pb = project_out_mean_and_yhat(ops, b, y_hat, m)
+    return ((gamma**2 / sigma**2) * ops.bilinear(H, Pa, Pb)
+            + bn_curvature_bilinear(ops, g, y_hat, sigma, gamma, m, a, b))
+
+
+# ---------------------------------------------------------------------------------------------
+# Theorem 4.2's forms from the Gram matrix of H on span{g, 1, y_hat}
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpanGram:
+    """K = B^T H B for B = [g, 1, y_hat] (m x 3) and a symmetric H: its six entries, each (N,).
+
+    H must be symmetric (a Hessian d^2 L/dz^2 is; every statement assumes it): then K is
+    symmetric and these six numbers are all of it."""
+
+    gg: Any          # g^T H g
+    g1: Any          # 1^T H g
+    gy: Any          # y_hat^T H g
+    one_one: Any     # 1^T H 1
+    one_y: Any       # 1^T H y_hat
+    yy: Any          # y_hat^T H y_hat
+
+    def form(self, c_g, c_1, c_y):
+        """u^T H u for u = c_g g + c_1 1 + c_y y_hat: c^T K c."""
+        return (c_g * c_g * self.gg + c_1 * c_1 * self.one_one + c_y * c_y * self.yy
+                + 2 * (c_g * c_1 * self.g1 + c_g * c_y * self.gy + c_1 * c_y * self.one_y))
+
+
+def hessian_forms_from_gram(ops, gram, g, y_hat, sigma, gamma, m):
+    """(v^T (d^2 L_hat/dy^2) v, v^T H v) with v = nabla_y L_hat, from K = B^T H B, B = [g, 1, y_hat]
+    (SpanGram), in O(m) per instance once K is known; valid for eps >= 0 and a symmetric H.
+
+    Both forms are forms of H on vectors of span{g, 1, y_hat}.  With k = gamma/sigma,
+
+        v  = k P g = k (g - 1<1,g>/m - y_hat<y_hat,g>/m)         = B c_v,
+             c_v  = (k, -k<1,g>/m, -k<y_hat,g>/m),
+        Pv = v - 1<1,v>/m - y_hat<y_hat,v>/m                      = B c_Pv,
+             c_Pv = c_v - (0, <1,v>/m, <y_hat,v>/m)
+
+    (P as project_out_mean_and_yhat; <1,v> = 0 in exact arithmetic, kept as computed), so
+
+        v^T H v       = c_v^T K c_v,
+        (Pv)^T H (Pv) = c_Pv^T K c_Pv,
+        v^T (d^2 L_hat/dy^2) v = k^2 c_Pv^T K c_Pv + bn_curvature_bilinear(v, v)
+
+    -- hessian_bn_bilinear at a = b = v with its one H form replaced by the same number from K.
+    In exact arithmetic the two are equal for every symmetric H.  In float64 c^T K c adds terms
+    of the size of k^2 g^T H g: when g lies close to span{1, y_hat} (||Pg|| << ||g||) they cancel
+    and the result carries an absolute error of about m u k^2 |g|^T|H||g| rather than m u |v|^T|H||v|.
+    """
+    k = gamma / sigma
+    v = grad_y_bn(ops, g, y_hat, sigma, gamma, m)
+    c_g, c_1, c_y = k, -k * ops.total(g) / m, -k * ops.dot(y_hat, g) / m
+    H_vv = gram.form(c_g, c_1, c_y)
+    H_PvPv = gram.form(c_g, c_1 - ops.total(v) / m, c_y - ops.dot(y_hat, v) / m)
+    hess_bn_vv = k**2 * H_PvPv + bn_curvature_bilinear(ops, g, y_hat, sigma, gamma, m, v, v)
+    return hess_bn_vv, H_vv
 
 
 def hessian_bn_matrix(ops, H, g, y_hat, sigma, gamma, m):

@@ -21,7 +21,11 @@ and a fixed, reproducible sample of its channels j:
 
 Each Hessian-vector product is one backward pass of the first-order graph (create_graph) with
 a vector that is zero outside channel j, so the quadratic form is of the channel's m x m block of
-the Hessian, which is never formed.  The measured values then go, in float64, through
+the Hessian, which is never formed (``hessian_products``: H g, H v and H y_hat at z, H_hat v at y,
+four products per channel, the fewest that give these five forms without using an identity the
+registry checks).  The shadow's parameters need no gradient and are frozen; its convolutions run
+with their adjoint as a differentiable backward (``_ConvolutionWithAdjoint``: the same gradient as
+torch's, without the weight term torch's convolution double backward computes and drops).  The measured values then go, in float64, through
 numeric.quantities.bn_channel_quantities and theory.evaluate.evaluate_all: every formula is the
 registry's; nothing here restates one.
 
@@ -48,14 +52,18 @@ the rest of the network as a copy, so dL/dy is the gradient through BatchNorm al
 also feeds a skip connection, and an in-place operation after BatchNorm (ReLU(inplace=True))
 cannot overwrite the captured z.  The copies are exact; they exist only in the shadow.
 
-Cost.  Three Hessian-vector products per probed channel, each a backward pass through the
+Cost.  Four Hessian-vector products per probed channel, each a backward pass through the
 double-backward graph of everything downstream of the site, so a probe of a depth-L chain costs
-O(L^2) layer passes per channel; gpu_check.probe_bench measures it.
+4 x channels x sum over sites of (layers downstream) layer passes: O(L^2) per channel.  Batching
+the products of every site into one pass (each entry's vector at its own site) costs more, not
+less: every entry then runs through all L layers (dln-paper, measured: 0.7-0.8 s per-site vs 1.9-2.1 s
+all sites at once for the same products).  gpu_check.probe_bench measures the cost.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -74,7 +82,10 @@ from theory.vocab import Verdict
 
 _CHANNEL_STREAM = 17
 _GRAM_CHUNK = 16          # images per chunk when accumulating the im2col Gram matrix X^T X
-_HVP_ELEMENTS = 1 << 26   # at most this many elements in one batch of Hessian-vector products
+# At most this many elements in one batch of Hessian-vector products: 512 KiB of float64 per
+# tensor, so a batch's tensors stay in the cache (dln-paper, CPU time of a probe's products,
+# chunks of 6 vectors 2.25 s vs all 24 of a site at once 3.16 s; chunks of 1 vector 4.57 s).
+_HVP_ELEMENTS = 1 << 16
 # The quantities that need lambda (Theorems 4.4 and C.1): without lam their variants are not
 # applicable, and the probe says why.
 LAMBDA_QUANTITIES = ("lam", "gW_max", "gW_hat_max")
@@ -419,37 +430,109 @@ def channel_vectors(t: torch.Tensor, channels) -> torch.Tensor:
     return out
 
 
-def quadratic_forms(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """u_k^T (d grad / d wrt) u_k for each of the K vectors u_k (K, *wrt.shape) -> (K,).
+def hessian_products(g_full: torch.Tensor, v_full: torch.Tensor, z: torch.Tensor, y: torch.Tensor,
+                     z_vectors: torch.Tensor, y_vectors: torch.Tensor):
+    """Yields ("z", k, H u_k ... ) and ("y", l, H_hat w_l ...) in chunks: (kind, first index, (k, *shape)).
 
-    ``grad`` = dL/d``wrt`` computed with create_graph, so d grad/d wrt is the Hessian of L
-    w.r.t. ``wrt``.  For (n, C) tensors the K products are one batched backward pass (a vmap
-    over the vectors, in chunks of at most _HVP_ELEMENTS elements); otherwise a loop, because
-    the vmap of the convolution double backward is slower than K passes (CPU, measured: 0.53 s
-    vs 0.25 s per vector at the first layer of vgg-cpu).
+    H u for the K ``z_vectors`` (K, *z.shape) and H_hat w for the L ``y_vectors`` (L, *y.shape),
+    H = d g/dz = d^2 L/dz^2 and H_hat = d v/dy = d^2 L/dy^2, where ``g_full`` = dL/dz and ``v_full``
+    = dL/dy were computed with create_graph: each product is a backward pass of the first-order
+    graph (reverse over reverse); the Hessian is never formed.
+
+    For (n, C) tensors the K + L products are batched backward passes over both outputs at once
+    (``is_grads_batched``, in chunks of at most _HVP_ELEMENTS elements): entry k carries its vector
+    on g for a z-vector or on v for a y-vector, zero on the other output, and only its own block
+    (at z, resp. at y) is read, so one pass per chunk serves both kinds.  Otherwise one pass per
+    vector, because the vmap of the convolution double backward is not faster than a loop (CPU,
+    measured: vgg-cpu's first layer, 8 vectors, 2.6 s looped, 2.4-2.6 s vmapped), and a chunk of
+    one product at a time keeps the memory at one tensor of z's size.
     """
-    if wrt.dim() > 2:
-        return torch.stack([
-            (u * torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True)[0]).sum()
-            for u in vectors])
-    per_chunk = max(1, _HVP_ELEMENTS // max(1, wrt.numel()))
-    out = []
-    for s in range(0, vectors.shape[0], per_chunk):
-        u = vectors[s:s + per_chunk]
-        Hu = torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True, is_grads_batched=True)[0]
-        out.append((u * Hu).flatten(1).sum(1))
-    return torch.cat(out)
+    K, L = z_vectors.shape[0], y_vectors.shape[0]
+    if z.dim() > 2:
+        for k, u in enumerate(z_vectors):
+            yield "z", k, torch.autograd.grad(g_full, z, grad_outputs=u, retain_graph=True)[0].unsqueeze(0)
+        for k, w in enumerate(y_vectors):
+            yield "y", k, torch.autograd.grad(v_full, y, grad_outputs=w, retain_graph=True)[0].unsqueeze(0)
+        return
+    per_chunk = max(1, _HVP_ELEMENTS // max(1, z.numel()))
+    for s in range(0, K + L, per_chunk):
+        e = min(K + L, s + per_chunk)
+        kz, ky = max(0, min(e, K) - s), max(0, e - max(s, K))      # z- and y-entries of this chunk
+        u, w = z_vectors[s:s + kz], y_vectors[max(s, K) - K:max(s, K) - K + ky]
+        if ky == 0:
+            yield "z", s, torch.autograd.grad(g_full, z, grad_outputs=u, retain_graph=True, is_grads_batched=True)[0]
+        elif kz == 0:
+            yield "y", s - K, torch.autograd.grad(v_full, y, grad_outputs=w, retain_graph=True,
+                                                  is_grads_batched=True)[0]
+        else:
+            on_g = torch.cat([u, u.new_zeros((ky,) + tuple(z.shape))])                 # (kz + ky, *z.shape)
+            on_v = torch.cat([w.new_zeros((kz,) + tuple(y.shape)), w])                 # (kz + ky, *y.shape)
+            at_z, at_y = torch.autograd.grad([g_full, v_full], [z, y], grad_outputs=[on_g, on_v],
+                                             retain_graph=True, is_grads_batched=True)
+            yield "z", s, at_z[:kz]
+            yield "y", 0, at_y[kz:]
 
 
-def hessian_vector_products(grad: torch.Tensor, wrt: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """H u_k for each of the K vectors u_k (K, *wrt.shape) -> (K, *wrt.shape), H = d grad/d wrt
-    (``grad`` computed with create_graph); batched like ``quadratic_forms``."""
-    if wrt.dim() > 2:
-        return torch.stack([torch.autograd.grad(grad, wrt, grad_outputs=u, retain_graph=True)[0] for u in vectors])
-    per_chunk = max(1, _HVP_ELEMENTS // max(1, wrt.numel()))
-    return torch.cat([torch.autograd.grad(grad, wrt, grad_outputs=vectors[s:s + per_chunk], retain_graph=True,
-                                          is_grads_batched=True)[0]
-                      for s in range(0, vectors.shape[0], per_chunk)])
+class _ConvolutionWithAdjoint(torch.autograd.Function):
+    """A convolution whose backward is its adjoint written as a differentiable op: grad_x =
+    conv_transpose(grad, W), the gradient torch's own convolution backward computes (bitwise equal
+    on the CPU, tests/test_gpu_probes.py), so autograd differentiates it like any op.
+
+    Why: torch's double backward of a convolution (ConvolutionBackwardBackward) also computes the
+    weight-shaped term conv(ggI, gO) and discards it when no weight gradient is needed, about a
+    third of a Hessian-vector product through a CNN (vgg-cpu's first layer: 220 -> 144 ms a vector).
+    Only for weights and biases that need no gradient (the shadow's: ModelProbe freezes them)."""
+
+    @staticmethod
+    def forward(x, weight, bias, stride, padding, dilation, groups):
+        return _CONV[x.dim() - 2](x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, _, stride, padding, dilation, groups = inputs
+        ctx.save_for_backward(weight)
+        ctx.geometry = (tuple(x.shape), stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, = ctx.saved_tensors
+        x_shape, stride, padding, dilation, groups = ctx.geometry
+        d = len(x_shape) - 2
+        k = weight.shape[2:]
+        # the output_padding that gives conv_transpose the input's size back
+        extra = tuple(x_shape[2 + i] - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
+                                        + dilation[i] * (k[i] - 1) + 1) for i in range(d))
+        grad_x = _CONV_TRANSPOSE[d - 1](grad, weight, None, stride, padding, extra, groups, dilation)
+        return grad_x, None, None, None, None, None, None
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}                 # spatial dims -> convolution
+_CONV_TRANSPOSE = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)
+
+
+class _AdjointConvolutions(torch.overrides.TorchFunctionMode):
+    """While active, F.conv1d/2d/3d with a weight (and bias) that need no gradient and numeric
+    padding run as _ConvolutionWithAdjoint; everything else runs as it is."""
+
+    _names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        d = _CONVOLUTIONS.get(func)
+        if d is not None:
+            call = dict(zip(self._names, args), **kwargs)
+            x, weight, bias = call["input"], call["weight"], call.get("bias")
+            padding = call.get("padding", 0)
+            if not isinstance(padding, str) and not weight.requires_grad \
+                    and (bias is None or not bias.requires_grad) and x.dim() == d + 2:
+                as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * d  # noqa: E731
+                return _ConvolutionWithAdjoint.apply(x, weight, bias, as_tuple(call.get("stride", 1)),
+                                                     as_tuple(padding), as_tuple(call.get("dilation", 1)),
+                                                     int(call.get("groups", 1)))
+        return func(*args, **kwargs)
+
+
+_CONVOLUTIONS = {f: d for d, f in _CONV.items()}
 
 
 def normalised(y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -459,14 +542,15 @@ def normalised(y: torch.Tensor, eps: float) -> torch.Tensor:
     return centred / torch.sqrt((centred**2).mean(dims, keepdim=True) + eps)
 
 
-def scalar_loss(loss) -> torch.Tensor:
-    """The closure's value as a finite scalar tensor with a graph; ProbeError otherwise."""
+def scalar_loss(loss, require_graph: bool = True) -> torch.Tensor:
+    """The closure's value as a finite scalar tensor with a graph (unless ``require_graph`` is
+    False); ProbeError otherwise."""
     if not isinstance(loss, torch.Tensor):
         raise ProbeError(f"the closure returned {type(loss).__name__}, not a torch.Tensor: it must return the "
                          "scalar training loss of the model it is given")
     if loss.numel() != 1:
         raise ProbeError(f"the closure returned a tensor of shape {tuple(loss.shape)}, not a scalar loss")
-    if not loss.requires_grad:
+    if require_graph and not loss.requires_grad:
         raise ProbeError("the closure's loss does not depend on the model it was given (no autograd graph): "
                          "call the model passed to the closure, m(x), not the original")
     value = float(loss.detach())
@@ -494,23 +578,30 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dic
         z, y, g_full, v_full = site.z, site.y, gz[i], gy[i]
         G = channel_vectors(g_full.detach(), chans)                            # (n, *z.shape)
         V = channel_vectors(v_full.detach(), chans)                            # (n, *y.shape)
-        on_z = quadratic_forms(g_full, z, torch.cat([G, V]))                   # (2n,) g^T H g, v^T H v
-        hess_vv = quadratic_forms(v_full, y, V)                                # (n,)  v^T H_hat v
+        gamma, beta, eps = affine_parameters(site.module)
+        Y = channel_vectors(normalised(y.detach(), float(eps)), chans)         # (n, *z.shape) y_hat
+        U = torch.cat([G, V, Y])                                               # (3n, *z.shape) H is applied to these
+        partner = torch.cat([G, V, V])                                         # ... and read against these
+        on_z = torch.zeros(2, 3 * n, dtype=z.dtype, device=z.device)          # u^T H u, partner^T H u
+        hess_vv = torch.zeros(n, dtype=y.dtype, device=y.device)               # v^T H_hat v
+        for kind, k, P in hessian_products(g_full, v_full, z, y, U, V):
+            if kind == "z":
+                on_z[0, k:k + len(P)] = (U[k:k + len(P)] * P).flatten(1).sum(1)
+                on_z[1, k:k + len(P)] = (partner[k:k + len(P)] * P).flatten(1).sum(1)
+            else:
+                hess_vv[k:k + len(P)] = (V[k:k + len(P)] * P).flatten(1).sum(1)
+        H_gg, H_vv, H_yy, H_yv = on_z[0, :n], on_z[0, n:2 * n], on_z[0, 2 * n:], on_z[1, 2 * n:]   # (n,) each
         if site.feeder is not None:
             lam, note = input_spectral_norms(site.feeder[1], site.feeder[0], chans)
         else:
             lam, note = None, site.feeder_note
-        gamma, beta, eps = affine_parameters(site.module)
-        Y = channel_vectors(normalised(y.detach(), float(eps)), chans)         # (n, *z.shape) y_hat
-        HY = hessian_vector_products(g_full, z, Y)                             # (n, *z.shape) H y_hat
-        H_yy, H_yv = (Y * HY).flatten(1).sum(1), (V * HY).flatten(1).sum(1)    # (n,), (n,)
         idx = torch.as_tensor(chans, device=y.device)
         out.append(LayerMeasurement(
             layer=name, channels=np.asarray(chans),
             y=_np(channel_rows(y, idx)), g=_np(channel_rows(g_full, idx)),
             grad_y_bn=_np(channel_rows(v_full, idx)),
             gamma=_np(gamma[idx]), beta=_np(beta[idx]), eps=eps,
-            H_gg=_np(on_z[:n]), H_vv=_np(on_z[n:]), H_yv=_np(H_yv), H_yy=_np(H_yy), hess_bn_vv=_np(hess_vv),
+            H_gg=_np(H_gg), H_vv=_np(H_vv), H_yv=_np(H_yv), H_yy=_np(H_yy), hess_bn_vv=_np(hess_vv),
             lam=lam, lam_note=note))
         if seconds is not None:              # _np moved the results to the CPU: the device is done
             seconds[name] = time.perf_counter() - t0
@@ -527,6 +618,53 @@ def evaluate_measurement(m: LayerMeasurement) -> list:
                               H_gg=m.H_gg, H_vv=m.H_vv, H_yv=m.H_yv, H_yy=m.H_yy, hess_bn_vv=m.hess_bn_vv,
                               lam=m.lam)
     return evaluate_all(q)
+
+
+def evaluate_measurements(measurements) -> list:
+    """evaluate_measurement of each site, or the BatchNormInputError that refused it; the sites
+    that share m, eps and whether lambda was measured go through the registry as one batch of
+    channels (the registry's evaluation is per channel, so each site's results are those of its own
+    evaluation; one call instead of one per site: a probe of dln-paper evaluates 24 sites)."""
+    groups = {}
+    for i, m in enumerate(measurements):
+        groups.setdefault((m.y.shape[1], m.eps, m.lam is None), []).append(i)
+    out = [None] * len(measurements)
+    for members in groups.values():
+        batch = [measurements[i] for i in members]
+        try:
+            results = evaluate_measurement(_concatenated(batch)) if len(batch) > 1 else None
+        except BatchNormInputError:           # find the site(s) it refused, one by one
+            results = None
+        if results is None:
+            for i in members:
+                try:
+                    out[i] = evaluate_measurement(measurements[i])
+                except BatchNormInputError as e:
+                    out[i] = e
+            continue
+        start = 0
+        for i in members:
+            stop = start + len(measurements[i].channels)
+            out[i] = [_sliced(r, start, stop) for r in results]
+            start = stop
+    return out
+
+
+_PER_CHANNEL = ("applicable", "lhs", "rhs", "slack", "rel_slack", "tolerance", "verdicts")
+
+
+def _sliced(result, start: int, stop: int):
+    return dataclasses.replace(result, **{k: getattr(result, k)[start:stop] for k in _PER_CHANNEL})
+
+
+def _concatenated(batch) -> LayerMeasurement:
+    """One LayerMeasurement holding the channels of sites that share m, eps and lambda's presence."""
+    cat = lambda k: np.concatenate([getattr(m, k) for m in batch])   # noqa: E731
+    return LayerMeasurement(
+        layer="+".join(m.layer for m in batch), channels=cat("channels"), y=cat("y"), g=cat("g"),
+        grad_y_bn=cat("grad_y_bn"), gamma=cat("gamma"), beta=cat("beta"), eps=batch[0].eps,
+        H_gg=cat("H_gg"), H_vv=cat("H_vv"), H_yv=cat("H_yv"), H_yy=cat("H_yy"), hess_bn_vv=cat("hess_bn_vv"),
+        lam=None if batch[0].lam is None else cat("lam"), lam_note=batch[0].lam_note)
 
 
 def layer_label(network, layer: str) -> str:
@@ -639,6 +777,9 @@ class ModelProbe:
         self.channels = {self.layer_names[i]: probe_channels(seed, stream, i, num_features(m), channels)
                          for i, (_, m) in enumerate(norms)}
         self.shadow = copy.deepcopy(model).to(dtype)
+        # The probe differentiates w.r.t. the sites' y and z only: no parameter of the shadow needs a
+        # gradient (the graph is smaller, and _AdjointConvolutions applies to every convolution).
+        self.shadow.requires_grad_(False)
         shadow_of = dict(zip(model.modules(), self.shadow.modules()))
         self._pairs = list(shadow_of.items())
         self.recorder = SiteRecorder(self.shadow, {shadow_of[m]: n for (_, m), n in zip(norms, self.layer_names)})
@@ -673,7 +814,10 @@ class ModelProbe:
         self.refresh()
         with preserved_rng([self.device]), torch.autocast(self.device.type, enabled=False), \
                 _refuse_calls(self.model), self.recorder.record() as sites:
-            loss = scalar_loss(closure(self.shadow))
+            with _AdjointConvolutions():
+                loss = closure(self.shadow)
+            # the shadow's parameters are frozen: without a site the loss has no graph, which is not the problem
+            loss = scalar_loss(loss, require_graph=bool(sites))
             if not sites:
                 raise ProbeError("the closure ran no BatchNorm layer of the model it was given"
                                  + (f" in training mode ({'; '.join(f'{k}: {v}' for k, v in self.recorder.skipped.items())})"
@@ -690,10 +834,10 @@ class ModelProbe:
         measurements, errors = self.measure(step, closure)
         out = [{"step": step, "network": self.network, "layer": layer_label(self.network, n), "error": why}
                for n, why in errors]
-        for m in measurements:
-            try:
-                out += probe_rows(step, self.network, m, evaluate_measurement(m))
-            except BatchNormInputError as e:   # e.g. a constant channel with eps = 0, gamma = 0, NaN
+        for m, results in zip(measurements, evaluate_measurements(measurements)):
+            if isinstance(results, BatchNormInputError):   # e.g. a constant channel with eps = 0, gamma = 0, NaN
                 out.append({"step": step, "network": self.network, "layer": layer_label(self.network, m.layer),
-                            "error": str(e)})
+                            "error": str(results)})
+            else:
+                out += probe_rows(step, self.network, m, results)
         return out

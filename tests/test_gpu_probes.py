@@ -16,6 +16,7 @@ from gpu_check.probes import (ModelProbe, ProbeError, SiteRecorder, channel_rows
 from gpu_check.train import probe_of
 from numeric.quantities import bn_channel_quantities
 from theory import bn
+from theory.bn import BatchNormInputError
 from theory.ops import TorchOps
 from theory.evaluate import ROUNDING_SAFETY, UNIT_ROUNDOFF, evaluate_all
 from theory.statements import BY_ID
@@ -284,3 +285,92 @@ def test_lambda_is_not_claimed_for_a_layer_without_an_im2col_matrix():
     assert lam is None and "padding_mode 'reflect'" in note
     lam, note = input_spectral_norms(torch.zeros(4, 3, dtype=torch.float64), torch.nn.Linear(3, 2), [0])
     assert lam is None and "is 0" in note
+
+
+# Two float64 evaluations of one convolution gradient (or Hessian-vector product) that may sum
+# their at most 2 * C_in/groups * prod(kernel) <= 64 terms in different orders: relative error
+# <= 64 u each (Higham's bound n u for a sum of n terms), twice through tanh's derivatives.
+ADJOINT_RTOL = 4 * 64 * UNIT_ROUNDOFF
+
+
+@pytest.mark.parametrize("dims, options, x_shape, w_shape", [
+    (2, dict(stride=2, padding=1, dilation=2, groups=2), (3, 4, 11, 9), (6, 2, 3, 3)),
+    (1, dict(stride=3, padding=2), (2, 3, 17), (5, 3, 4)),
+    (3, dict(stride=(1, 2, 1), padding=(0, 1, 1)), (2, 2, 5, 6, 7), (3, 2, 2, 3, 3)),
+    (2, dict(), (2, 3, 5, 5), (4, 3, 3, 3))])
+def test_the_probes_convolution_with_adjoint_backward_gives_torchs_gradient_and_hessian_vector_products(
+        dims, options, x_shape, w_shape):
+    """The shadow's convolutions run with their adjoint as a differentiable backward
+    (probes._AdjointConvolutions); g and H u through them are torch's own, for strides that leave
+    a remainder (output_padding), dilation, groups and 1-3 spatial dims."""
+    from gpu_check.probes import _AdjointConvolutions
+    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[dims]
+    gen = torch.Generator().manual_seed(dims)
+    x = torch.randn(x_shape, dtype=torch.float64, generator=gen).requires_grad_()
+    w = torch.randn(w_shape, dtype=torch.float64, generator=gen)
+    b = torch.randn(w_shape[0], dtype=torch.float64, generator=gen)
+    u = torch.randn(x_shape, dtype=torch.float64, generator=gen)
+    results = {}
+    for adjoint in (False, True):
+        with _AdjointConvolutions() if adjoint else contextlib.nullcontext():
+            y = conv(x, w, b, **options)
+        assert (type(y.grad_fn).__name__ == "_ConvolutionWithAdjointBackward") == adjoint
+        g, = torch.autograd.grad((torch.tanh(y) ** 2).sum(), x, create_graph=True)
+        Hu, = torch.autograd.grad(g, x, u)
+        results[adjoint] = (g.detach(), Hu)
+    for mine, torchs in zip(results[True], results[False]):
+        assert (mine - torchs).abs().max() <= ADJOINT_RTOL * torchs.abs().max()
+
+
+def test_a_convolution_whose_weight_needs_a_gradient_runs_as_torch_defines_it_under_the_probe():
+    from gpu_check.probes import _AdjointConvolutions
+    w = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    with _AdjointConvolutions():
+        y = torch.nn.functional.conv2d(x, w, padding="same")
+        z = torch.nn.functional.conv2d(x, w.detach(), padding="same")    # string padding: torch's own too
+    assert type(y.grad_fn).__name__ == type(z.grad_fn).__name__ == "ConvolutionBackward0"
+
+
+@pytest.mark.parametrize("network", ["dln", "vgg"])
+def test_batched_and_chunked_hessian_products_equal_one_product_per_vector(network, monkeypatch):
+    """hessian_products: z- and y-vectors in one batched pass (entries carry their vector on g or
+    on v) give the products of separate passes, whatever the chunk boundaries."""
+    from gpu_check import probes
+    model = tiny_model(network)
+    x, t = tiny_batch(network)
+    layer = model.norm_blocks()[0][0]
+    with capturing(model) as cap:
+        loss = model.loss(model(x), t)
+    site = cap[layer]
+    gz, gy = torch.autograd.grad(loss, [site.z, site.y], create_graph=True)
+    gen = torch.Generator().manual_seed(1)
+    U = torch.randn((5,) + tuple(site.z.shape), dtype=torch.float64, generator=gen)
+    W = torch.randn((3,) + tuple(site.y.shape), dtype=torch.float64, generator=gen)
+    expected_z = torch.stack([torch.autograd.grad(gz, site.z, u, retain_graph=True)[0] for u in U])
+    expected_y = torch.stack([torch.autograd.grad(gy, site.y, w, retain_graph=True)[0] for w in W])
+    for per_chunk in (1, 2, 3, 8):                # chunks of z only, of both kinds and of y only
+        monkeypatch.setattr(probes, "_HVP_ELEMENTS", per_chunk * site.z.numel())
+        got = {"z": torch.zeros_like(expected_z), "y": torch.zeros_like(expected_y)}
+        for kind, k, P in probes.hessian_products(gz, gy, site.z, site.y, U, W):
+            got[kind][k:k + len(P)] += P
+        torch.testing.assert_close(got["z"], expected_z, rtol=ADJOINT_RTOL, atol=0)
+        torch.testing.assert_close(got["y"], expected_y, rtol=ADJOINT_RTOL, atol=0)
+
+
+def test_sites_evaluated_as_one_batch_get_the_results_of_their_own_evaluation_and_a_refused_site_its_error():
+    from gpu_check.probes import evaluate_measurements
+    model = tiny_model("dln")
+    x, t = tiny_batch("dln")
+    sites = measure(model, x, t, {name: [0, 2] for name, _ in model.norm_blocks()})
+    broken = dataclasses.replace(sites[1], gamma=np.zeros_like(sites[1].gamma), layer="broken")  # gamma = 0
+    batch = sites + [broken]
+    assert len({(m.y.shape[1], m.eps, m.lam is None) for m in batch}) == 1      # one group: one batch
+    got = evaluate_measurements(batch)
+    assert isinstance(got[-1], BatchNormInputError) and "gamma = 0" in str(got[-1])
+    for m, results in zip(sites, got):
+        alone = evaluate_measurement(m)
+        assert [(r.statement_id, r.variant) for r in results] == [(r.statement_id, r.variant) for r in alone]
+        for r, s in zip(results, alone):
+            for k in ("applicable", "lhs", "rhs", "slack", "rel_slack", "tolerance", "verdicts"):
+                np.testing.assert_array_equal(getattr(r, k), getattr(s, k))

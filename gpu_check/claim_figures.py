@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 
 import matplotlib
 
@@ -70,6 +71,7 @@ QUANTITIES = (
     ("effective beta x lr (2: stability edge of GD)", "beta_eff x lr", _land("beta_eff", True), True, 2.0, None),
     ("change of layer inputs between steps", "|d mean| / std", _inputs, True, None, None),
 )
+CAPTION_CHARS = 150       # characters of a caption line that fit the 11-inch figure at font size 8
 UNITS = ("loss: summed squared error (DLN), cross-entropy in nats (VGG); gradients in loss units per parameter "
          "unit; beta_eff x lr and |d mean| / std are dimensionless")
 
@@ -146,7 +148,9 @@ def claim_figure(summaries, family: str, lr: float, out_dir: str):
                 ax.set_ylabel(ylabel, fontsize=9)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="best")
-    fig.suptitle(_caption(runs["none"] + runs["bn"], network, lr) + "\n" + UNITS, fontsize=8)
+    # wrapped to the figure's width (~150 characters at this size): a caption is never clipped
+    caption = textwrap.wrap(_caption(runs["none"] + runs["bn"], network, lr), CAPTION_CHARS)
+    fig.suptitle("\n".join(caption + textwrap.wrap(UNITS, CAPTION_CHARS)), fontsize=8)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{family}_lr{R.lr_text(lr)}.png")
     fig.savefig(path, dpi=110)

@@ -127,8 +127,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=cli.positive_int, default=1, help="grid points run in parallel (gpu_check.sweep)")
     p.add_argument("--data", help="CIFAR-10 directory for the VGG runs of --scale (default: synthetic stand-in)")
     p.add_argument("--device", choices=DEVICES)
-    # RuntimeError: a sweep this command started failed; ValueError: a run that cannot be summarised
-    return cli.run(p, _reproduce, argv, bad_input=(RuntimeError, ValueError))
+    # RuntimeError: a sweep this command started failed; SummaryError: a run that cannot be
+    # summarised; RunConfigError: a directory that is not a run
+    return cli.run(p, _reproduce, argv, bad_input=(RuntimeError, run_summary.SummaryError, records.RunConfigError))
 
 
 if __name__ == "__main__":

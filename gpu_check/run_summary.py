@@ -57,6 +57,11 @@ LIVE_FRACTION = 0.95
 FULL_BATCH_NETWORKS = ("dln",)
 
 
+class SummaryError(ValueError):
+    """A run that cannot be summarised (not finished, no loss recorded) or a summary file of
+    another format; the message names the directory or file."""
+
+
 def code_version() -> str:
     try:
         return f"bnverify {metadata.version('bnverify')}"
@@ -87,7 +92,7 @@ def loss_statistics(losses, window: int, status: str) -> dict:
     loss = np.asarray(losses, dtype=np.float64)                     # (T,)
     finite = loss[np.isfinite(loss)]
     if loss.size == 0:
-        raise ValueError("a run with no training loss recorded cannot be summarised")
+        raise SummaryError("a run with no training loss recorded cannot be summarised")
     initial = float(np.mean(loss[:window]))
     kernel = np.ones(window) / window
     smooth = np.convolve(loss, kernel, mode="valid")                # (T - w + 1,): mean of steps s-w+1..s
@@ -164,11 +169,11 @@ def summarise_run(run_dir: str) -> list:
     meta = records.read_run_meta(run_dir)
     path = os.path.join(run_dir, records.SUMMARY)
     if not os.path.isfile(path):
-        raise ValueError(f"{run_dir}: no {records.SUMMARY}: the run has not finished (resume it first)")
+        raise SummaryError(f"{run_dir}: no {records.SUMMARY}: the run has not finished (resume it first)")
     with open(path, encoding="utf-8") as f:
         run = json.load(f)
     if run.get("status") not in ("complete", "diverged"):
-        raise ValueError(f"{run_dir}: status {run.get('status')!r}: only complete or diverged runs are summarised")
+        raise SummaryError(f"{run_dir}: status {run.get('status')!r}: only complete or diverged runs are summarised")
     config = meta["config"]
     read = lambda name: records.read_jsonl(os.path.join(run_dir, name))  # noqa: E731
     metrics, ics, land, dist = read(records.METRICS), read("ics.jsonl"), read("landscape.jsonl"), \
@@ -244,7 +249,7 @@ def load_summaries(directory: str) -> list:
                 with open(path, encoding="utf-8") as f:
                     s = json.load(f)
                 if s.get("format") != SUMMARY_FORMAT:
-                    raise ValueError(f"{path}: summary format {s.get('format')!r}, this code reads {SUMMARY_FORMAT}: "
+                    raise SummaryError(f"{path}: summary format {s.get('format')!r}, this code reads {SUMMARY_FORMAT}: "
                                      "regenerate it with python -m gpu_check.run_summary")
                 out.append((os.path.relpath(path, directory), s))
     return [s for _, s in sorted(out, key=lambda x: x[0])]

@@ -398,6 +398,7 @@ class Task:
     points: tuple          # GridPoints
     configs: tuple         # their RunConfigs (config_to_dict form, so a task pickles plainly)
     stacked: bool = False
+    start_step: int = 0    # the step its points resume from (0: a fresh start)
 
     @property
     def names(self) -> list:
@@ -418,23 +419,24 @@ def plan(grid: Grid, out: str, stack_size: int = 16) -> tuple:
         if state in ("complete", "diverged"):
             skipped.append(_skipped(point, run_dir, state))
             continue
+        start = _checkpoint_step(run_dir) if state == "partial" else 0
         if grid.route == "auto" and fast_dln.supports(cfg):
-            start = _checkpoint_step(run_dir) if state == "partial" else 0
             stacks.setdefault((fast_dln.stack_key(cfg), start), []).append((point, cfg))
         else:
-            single.append((point, cfg))
+            single.append((point, cfg, start))
     tasks = []
-    for group in stacks.values():
+    for (_, start), group in stacks.items():
         if len(group) < fast_dln.MIN_STACK[fast_dln.route_name(group[0][1])]:
-            single += group            # too few points for the stack to beat separate runs
+            single += [(p, c, start) for p, c in group]    # too few points for a stack to beat separate runs
             continue
         # a seed's points side by side: a stack split into parts keeps them together (noisy-bn's
         # noise is a function of the seed, drawn once per seed in a stack)
         group.sort(key=lambda pc: (pc[1].seed, pc[0].name))
         for i in range(0, len(group), stack_size):
             part = group[i:i + stack_size]
-            tasks.append(Task(out, tuple(p for p, _ in part), tuple(config_to_dict(c) for _, c in part), True))
-    tasks += [Task(out, (p,), (config_to_dict(c),)) for p, c in single]
+            tasks.append(Task(out, tuple(p for p, _ in part), tuple(config_to_dict(c) for _, c in part), True,
+                              start))
+    tasks += [Task(out, (p,), (config_to_dict(c),), False, start) for p, c, start in single]
     return tasks, skipped
 
 
@@ -455,8 +457,21 @@ def balance(tasks: list, workers: int) -> list:
         cuts = [i for i in range(1, len(big.points)) if big.points[i].seed != big.points[i - 1].seed]
         h = min(cuts, key=lambda i: abs(2 * i - len(big.points))) if cuts else len(big.points) // 2
         tasks.remove(big)
-        tasks += [Task(big.out, big.points[:h], big.configs[:h], True), Task(big.out, big.points[h:], big.configs[h:], True)]
+        tasks += [Task(big.out, big.points[:h], big.configs[:h], True, big.start_step),
+                  Task(big.out, big.points[h:], big.configs[h:], True, big.start_step)]
     return tasks
+
+
+def longest_first(tasks: list, seconds_per_run) -> list:
+    """The tasks, the longest expected first: workers that take tasks in order then finish close
+    together (the longest-processing-time rule; started last, a long task runs on alone while the
+    other workers idle).  A task's expected seconds are the sum over its points of
+    ``seconds_per_run(config_dict)`` (a whole run's measured seconds, a stacked point's share of
+    its stack) times the share of the run's steps still to go."""
+    def expected(task):
+        return sum(seconds_per_run(c) * max(0, c["steps"] - task.start_step) / max(1, c["steps"])
+                   for c in task.configs)
+    return sorted(tasks, key=expected, reverse=True)      # stable: equal estimates keep plan's order
 
 
 def _checkpoint_step(run_dir: str) -> int:

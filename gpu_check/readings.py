@@ -222,16 +222,14 @@ def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
 
 # Seconds per DLN run as the plan runs it: gpu_check.sweep trains the DLN points in stacks
 # (gpu_check.fast_dln: the moment route for none, bn, l2; the batched route for noisy-bn, l1,
-# linf), so a run costs its share of its norm's stack.  MEASURED: the 90-run grid (6 norms x 5 lrs
-# x 3 seeds, one stack of 15 per norm) at 1,000 steps with the hooks of a 10,000-step run (the
-# three measurements at 26 steps, 5 probes, 10 checkpoints), one thread, 2026-12-02, the 2-core
-# machine loaded by other jobs (1-min load average 2.6-7.5, median 4.0; the sweep got 46-55% of a
-# core); a point's training loop (its share of the stack's wall time less hooks and checkpoints)
-# scaled x10, its probes left out (the plan makes none).  noisy-bn's measurements: bn's times the
-# per-call ratio measured once its layers kept a step's noise (1.37; before: 2.9).  On an idle core
-# expect about half.  The separate eager runs these replace took none 102, bn 179, noisy-bn 364,
-# l1 299, l2 253, linf 269 s.
-DLN_STACKED_SECONDS = {"none": 19, "bn": 34, "noisy-bn": 115, "l1": 174, "l2": 42, "linf": 119}
+# linf), so a run costs its share of its norm's stack.  MEASURED, full length: the 90-run grid
+# (dln-paper, 6 norms x 5 lrs x 3 seeds, 10,000 steps, the three measurements at 26 steps, probes
+# every 2,500 steps, one stack of 15 per norm) with `gpu_check.sweep --jobs 2` on the 2-core
+# machine with nothing else running, 2026-12-02: 32.5 min wall for the grid; a point's share of
+# its stack's wall time less its probes (the plan makes none), rounded up.  The probes were
+# bn 11.3 s and noisy-bn 12.9 s a point (5 probes).  The separate eager runs these replace took
+# none 102, bn 179, noisy-bn 364, l1 299, l2 253, linf 269 s (loaded).
+DLN_STACKED_SECONDS = {"none": 8, "bn": 20, "noisy-bn": 52, "l1": 46, "l2": 23, "linf": 54}
 
 # Seconds per run, by preset and norm.  MEASURED (cpu): dln-paper as above; vgg-cpu: the
 # committed single-seed runs of docs/reproduction.md before this grid (1 thread, the 2-core
@@ -269,6 +267,15 @@ def estimate_seconds(grid: SubGrid, device: str) -> tuple:
         return math.inf, "the paper-width VGG needs a GPU"
     seconds = sum(table[n] for n in grid.norms) * len(grid.lrs) * len(grid.seeds)
     return float(seconds), "measured s/run" if (device, grid.preset) in MEASURED else "assumed s/run, not measured"
+
+
+def seconds_per_run(config: dict) -> float:
+    """A run's expected seconds (SECONDS_PER_RUN, scaled to its steps) from its config_to_dict
+    form: the cost model by which a sweep starts its longest tasks first (grid.longest_first).
+    'auto' counts as the CPU (the estimate orders tasks; it does not promise a time)."""
+    device = "cuda" if config.get("device") == "cuda" else "cpu"
+    table = SECONDS_PER_RUN.get((device, config["preset"]), {})
+    return table.get(config["norm"], 1.0) * config["steps"] / preset_steps(config["preset"])
 
 
 def _hours(seconds: float) -> str:

@@ -27,6 +27,7 @@ import sys
 import time
 
 from gpu_check import grid as G
+from gpu_check import readings
 from gpu_check.config import DEVICES, MEASUREMENTS, NORMS, PRESETS, ConfigError
 from gpu_check.data import DataError, check_source
 from theory import cli
@@ -216,7 +217,7 @@ def _body(args) -> int:
         G.write_grid(grid, args.out, earlier, [sys.executable, "-m", "gpu_check.sweep", *(sys.argv[1:])])
         tasks, skipped = G.plan(grid, args.out, args.stack)
         workers = args.jobs if args.executor == "local" else int(ray.cluster_resources().get("CPU", 1))
-        tasks = G.balance(tasks, workers)
+        tasks = G.longest_first(G.balance(tasks, workers), readings.seconds_per_run)
         results = {r.name: r for r in skipped}
         from tqdm import tqdm
 

@@ -174,3 +174,26 @@ def test_a_stack_holds_a_seeds_points_together_and_splits_between_seeds(tmp_path
     halves = G.balance([task], 2)
     assert sorted(len(t.points) for t in halves) == [5, 10]
     assert all(len({p.seed for p in t.points}) == len(t.points) // 5 for t in halves)
+
+
+def test_longest_first_orders_tasks_by_expected_remaining_seconds(tmp_path):
+    """Workers take tasks in order: the longest expected task goes first, a resumed task counts
+    only the steps it has left, and equal estimates keep plan's order."""
+    g = G.make_grid(["dln-paper"], ["none", "l1"], [1e-7], [0, 1, 2, 3], {"steps": 100})
+    tasks, _ = G.plan(g, str(tmp_path))
+    cost = {"none": 1.0, "l1": 5.0}
+    ordered = G.longest_first(tasks, lambda c: cost[c["norm"]])
+    assert [t.configs[0]["norm"] for t in tasks] == ["none", "l1"]           # plan's (grid) order ...
+    assert [t.configs[0]["norm"] for t in ordered] == ["l1", "none"]         # ... is not the longest first
+    resumed = G.Task(tasks[1].out, tasks[1].points, tasks[1].configs, True, start_step=90)   # l1, 10% to go
+    assert [t.start_step for t in G.longest_first([resumed, tasks[0]], lambda c: cost[c["norm"]])] == [0, 90]
+    assert G.longest_first(tasks, lambda c: 1.0) == tasks
+
+
+def test_the_sweeps_cost_model_scales_a_runs_measured_seconds_by_its_steps():
+    from gpu_check import readings as R
+    full = {"preset": "dln-paper", "norm": "l1", "steps": R.preset_steps("dln-paper"), "device": "auto"}
+    assert R.seconds_per_run(full) == R.SECONDS_PER_RUN[("cpu", "dln-paper")]["l1"]
+    assert R.seconds_per_run({**full, "steps": full["steps"] // 10}) == R.seconds_per_run(full) / 10
+    gpu = {**full, "device": "cuda", "preset": "vgg-paper", "steps": R.preset_steps("vgg-paper")}
+    assert R.seconds_per_run(gpu) == R.SECONDS_PER_RUN[("cuda", "vgg-paper")]["l1"]

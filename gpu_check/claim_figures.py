@@ -158,4 +158,5 @@ def claim_figure(summaries, family: str, lr: float, out_dir: str):
     return path
 
 
-FAMILY_LRS = (("dln", R.DLN_LRS), ("vgg", R.VGG_LRS), (R.DIGITS_FAMILY, R.DIGITS_LRS))
+# a figure compares the standard and the BatchNorm network: at every lr of its family they train at
+FAMILY_LRS = tuple((family, R.lrs_of(family, "bn")) for family in R.FAMILY_NETWORK)

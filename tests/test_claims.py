@@ -219,6 +219,9 @@ def test_every_claim_has_a_measurement_now():
 
 def test_dln_claims_carry_every_learning_rate_reading_and_the_paper_procedure():
     names = [r.name for r in R.readings_for("dln", ("none", "bn"))]
+    assert names == [f"dln-lr{R.lr_text(lr)}" for lr in R.DLN_LRS + R.DLN_ABOVE_PRINTED_LRS] + [R.PAPER_PROCEDURE]
+    # the rates above the printed one are trained for none and bn only: an l_p claim never reads them
+    names = [r.name for r in R.readings_for("dln", ("bn", "l1"))]
     assert names == [f"dln-lr{R.lr_text(lr)}" for lr in R.DLN_LRS] + [R.PAPER_PROCEDURE]
     assert [(r.name, r.lr) for r in R.readings_for("vgg", ("none", "l1"))] == [
         ("vgg-lr1e-1", 0.1), ("vgg-digits-lr1e-1", 0.1), (R.PAPER_PROCEDURE, None)]

@@ -8,7 +8,7 @@ from gpu_check import readings as R
 def test_the_full_grid_is_valid_sweep_toml_with_every_point_a_valid_run(tmp_path):
     plan = R.paper_plan("paper", data=str(tmp_path))
     files = R.write_grid_files(plan, str(tmp_path / "work"))
-    assert [out.rsplit("/", 1)[-1] for _, out in files] == ["dln", "vgg", "vgg", R.DIGITS_FAMILY]
+    assert [out.rsplit("/", 1)[-1] for _, out in files] == ["dln", "dln", "vgg", "vgg", R.DIGITS_FAMILY]
     points = 0
     for (path, _out), sub in zip(files, plan):
         spec = G.load_toml(path)
@@ -16,8 +16,9 @@ def test_the_full_grid_is_valid_sweep_toml_with_every_point_a_valid_run(tmp_path
         points += len(grid.points())
         assert dict(grid.options)["probe_every"] == 0 and dict(grid.options)["measure"] == R.MEASURE
         assert [G.lr_name(x) for x in grid.lrs] == [R.lr_text(x) for x in sub.lrs]
-    # 210 DLN + 24 + 20 VGG + 7 norms x 3 seeds on the real digits (vgg-digits, no data option)
-    assert points == sum(g.runs for g in plan) == 275
+    # 210 + 28 DLN (none and bn also above the printed lr) + 24 + 20 VGG + 7 norms x 3 seeds on the
+    # real digits (vgg-digits, no data option)
+    assert points == sum(g.runs for g in plan) == 303
     assert plan[-1].preset == "vgg-digits" and "data" not in dict(plan[-1].options)
     # the seeds: >= 5 judged for the DLN, >= 3 for VGG, and selection seeds apart
     assert len(R.JUDGED_SEEDS["dln"]) >= 5 and len(R.JUDGED_SEEDS["vgg"]) >= 3
@@ -27,6 +28,8 @@ def test_the_full_grid_is_valid_sweep_toml_with_every_point_a_valid_run(tmp_path
 
 def test_the_dln_readings_span_the_printed_lr_on_the_mean_and_on_the_summed_loss():
     assert min(R.DLN_LRS) == 1e-9 and max(R.DLN_LRS) == 1e-6
+    assert R.lrs_of("dln", "bn") == R.lrs_of("dln", "none") == R.DLN_LRS + R.DLN_ABOVE_PRINTED_LRS
+    assert R.lrs_of("dln", "l1") == R.DLN_LRS and min(R.DLN_ABOVE_PRINTED_LRS) > max(R.DLN_LRS)
     names = {r.name: r for r in R.READINGS}
     assert "mean loss" in names["dln-lr1e-9"].support and "summed loss" in names["dln-lr1e-6"].support
 

@@ -19,7 +19,8 @@ A quantity no summary holds is left out.  Log-scale quantities (positive, spanni
 summarised over seeds in log space: the line is the geometric mean and the band the t-interval of
 log10 of the values, so it never crosses zero; the cosine's band is clipped to [-1, 1], its
 range, and says so.  A change of layer inputs below gpu_check.criteria.FLOAT32_RESOLUTION is
-float32 rounding, not signal: it is not drawn, and the panel says so.
+float32 rounding, not signal: it is not drawn, and the panel says so.  Seeds whose run diverged
+are named in the panel's title and left out of its band (split_diverged).
 """
 from __future__ import annotations
 
@@ -98,6 +99,16 @@ def seed_band(series, log: bool = False) -> tuple:
     return (np.array(common),) + out
 
 
+def split_diverged(runs) -> tuple:
+    """(the runs that did not diverge, [(seed, step) of each that did]).  A diverged run is an
+    outcome the claims count (gpu_check.claims), but its curves end with +inf or NaN where it
+    diverged: a band over every seed would end there too, and leave the panel empty.  The band is
+    drawn over the others, and the panel names the diverged seeds and their steps."""
+    live = [s for s in runs if s["run"]["status"] != "diverged"]
+    gone = sorted((s["run"]["seed"], int(s["run"]["next_step"])) for s in runs if s["run"]["status"] == "diverged")
+    return live, gone
+
+
 def _caption(runs, network, lr) -> str:
     first = runs[0]["run"]
     seeds = sorted({r["run"]["seed"] for r in runs})
@@ -119,30 +130,43 @@ def claim_figure(summaries, family: str, lr: float, out_dir: str):
     if not all(runs.values()):
         return None
     rows = [q for q in QUANTITIES if all(q[2](s) for n in runs for s in runs[n])]
+    live, gone = {}, {}
+    for n in runs:
+        live[n], gone[n] = split_diverged(runs[n])
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 2.6 * len(rows)), sharey="row", squeeze=False,
                              constrained_layout=True)
     for i, (label, ylabel, get, log, ref, limits) in enumerate(rows):
         for j, (norm, name) in enumerate(SIDES):
             ax = axes[i][j]
-            steps, mean, low, high = seed_band([get(s) for s in runs[norm]], log=log)
+            steps, mean, low, high = seed_band([get(s) for s in live[norm]], log=log)
             band = "95% band"
             if limits is not None:
                 clipped = np.nanmin(low, initial=np.inf) < limits[0] or np.nanmax(high, initial=-np.inf) > limits[1]
                 low, high = np.clip(low, *limits), np.clip(high, *limits)
                 band += f" (clipped to [{limits[0]:g}, {limits[1]:g}])" if clipped else ""
             ax.set_xlim(0, max(int(s["run"]["steps"]) for s in runs[norm]))
-            if not np.isfinite(mean).any():
+            if not live[norm]:
+                ax.text(0.5, 0.5, "every seed diverged", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=8, color="tab:red")
+            elif not np.isfinite(mean).any():
                 ax.text(0.5, 0.5, f"below float32 resolution ({FLOAT32_RESOLUTION:.2g}): rounding, not drawn",
                         transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.3")
-            else:
+            elif len(live[norm]) == 1:
                 ax.plot(steps, mean, color=COLOURS[norm], lw=1.5,
-                        label="geometric mean over seeds" if log else "mean over seeds")
+                        label=f"seed {live[norm][0]['run']['seed']}, the only one that did not diverge")
+            else:
+                over = "seeds that did not diverge" if gone[norm] else "seeds"
+                ax.plot(steps, mean, color=COLOURS[norm], lw=1.5,
+                        label=f"geometric mean over {over}" if log else f"mean over {over}")
                 ax.fill_between(steps, low, high, color=COLOURS[norm], alpha=0.25, lw=0, label=band)
             if ref is not None:
                 ax.axhline(ref, color="tab:red", ls="--", lw=1, label=f"{ref:g}")
             if log:
                 ax.set_yscale("log")
-            ax.set_title(f"{name}: {label}", fontsize=10)
+            title = f"{name}: {label}"
+            if gone[norm]:
+                title += "\ndiverged: " + ", ".join(f"seed {seed} at step {step}" for seed, step in gone[norm])
+            ax.set_title(title, fontsize=10)
             ax.set_xlabel("training step")
             if j == 0:
                 ax.set_ylabel(ylabel, fontsize=9)

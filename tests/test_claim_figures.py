@@ -40,3 +40,26 @@ def test_a_change_below_float32_resolution_is_rounding_and_not_drawn(tmp_path):
     from gpu_check.claim_figures import _inputs
     assert all(np.isnan(v) for _, v in _inputs(runs[1])) and not any(np.isnan(v) for _, v in _inputs(runs[0]))
     assert claim_figure(runs, "dln", 1e-6, str(tmp_path)) is not None
+
+
+def test_diverged_seeds_are_named_and_the_band_runs_on_over_the_others(tmp_path):
+    """A diverged run's curve ends a few steps in with inf: banded with the others it would end the
+    band there (the panel empty after step 4); the band is drawn over the seeds that did not diverge."""
+    from gpu_check.claim_figures import _loss, split_diverged
+
+    def run(norm, seed, diverged):
+        s = summary("dln", norm, seed, status="diverged" if diverged else "complete")
+        if diverged:
+            s["run"]["next_step"] = 4
+            s["loss"]["curve"] = {"steps": [0, 3, 4], "loss": [10.0, 1e12, float("inf")]}
+        return s
+    runs = [run(n, s, diverged=(n == "none" and s in (0, 3))) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
+    none = [r for r in runs if r["run"]["norm"] == "none"]
+    live, gone = split_diverged(none)
+    assert gone == [(0, 4), (3, 4)] and sorted(r["run"]["seed"] for r in live) == [1, 2, 4]
+    assert seed_band([_loss(r) for r in none], log=True)[0].max() <= 4                # banded with them: ends at 4
+    assert seed_band([_loss(r) for r in live], log=True)[0].max() == none[1]["run"]["steps"] - 1
+    assert claim_figure(runs, "dln", 1e-6, str(tmp_path)) is not None
+    every = [run(n, s, diverged=(n == "none")) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
+    assert split_diverged([r for r in every if r["run"]["norm"] == "none"])[0] == []
+    assert claim_figure(every, "dln", 1e-6, str(tmp_path)) is not None                # "every seed diverged"

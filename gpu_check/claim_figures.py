@@ -109,6 +109,16 @@ def split_diverged(runs) -> tuple:
     return live, gone
 
 
+def _diverged_text(gone) -> str:
+    """A title line short enough for a panel: 'diverged: seed 4 at step 22', or for several
+    'diverged: seeds 0, 1, 3 (steps 2-12)'."""
+    if len(gone) == 1:
+        return f"diverged: seed {gone[0][0]} at step {gone[0][1]}"
+    steps = sorted(step for _, step in gone)
+    span = f"step {steps[0]}" if steps[0] == steps[-1] else f"steps {steps[0]}-{steps[-1]}"
+    return f"diverged: seeds {', '.join(str(seed) for seed, _ in gone)} ({span})"
+
+
 def _caption(runs, network, lr) -> str:
     first = runs[0]["run"]
     seeds = sorted({r["run"]["seed"] for r in runs})
@@ -165,7 +175,7 @@ def claim_figure(summaries, family: str, lr: float, out_dir: str):
                 ax.set_yscale("log")
             title = f"{name}: {label}"
             if gone[norm]:
-                title += "\ndiverged: " + ", ".join(f"seed {seed} at step {step}" for seed, step in gone[norm])
+                title += "\n" + _diverged_text(gone[norm])
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("training step")
             if j == 0:

@@ -57,6 +57,10 @@ def test_diverged_seeds_are_named_and_the_band_runs_on_over_the_others(tmp_path)
     none = [r for r in runs if r["run"]["norm"] == "none"]
     live, gone = split_diverged(none)
     assert gone == [(0, 4), (3, 4)] and sorted(r["run"]["seed"] for r in live) == [1, 2, 4]
+    from gpu_check.claim_figures import _diverged_text
+    assert _diverged_text(gone) == "diverged: seeds 0, 3 (step 4)"
+    assert _diverged_text([(4, 22)]) == "diverged: seed 4 at step 22"
+    assert _diverged_text([(0, 4), (1, 10)]) == "diverged: seeds 0, 1 (steps 4-10)"
     assert seed_band([_loss(r) for r in none], log=True)[0].max() <= 4                # banded with them: ends at 4
     assert seed_band([_loss(r) for r in live], log=True)[0].max() == none[1]["run"]["steps"] - 1
     assert claim_figure(runs, "dln", 1e-6, str(tmp_path)) is not None

@@ -17,6 +17,23 @@ def test_json_rows_have_exactly_the_documented_fields(capsys, one_cpu_thread):
     assert [r["route"] for r in rows] == ["moments", "moments", "separate", "batched"]
 
 
+def test_the_default_norms_are_those_the_presets_grid_trains(capsys, one_cpu_thread, monkeypatch):
+    """`python -m gpu_check.bench --json` (the sweeps issue's acceptance command) times every norm
+    the DLN grid trains; noisy-none, a VGG claim, diverges on the DLN at step 2 and would end it."""
+    from gpu_check import readings
+    assert bench.default_norms("dln-paper") == list(readings.DLN_NORMS) and "noisy-none" not in readings.DLN_NORMS
+    assert "noisy-none" in bench.default_norms("smoke")
+    timed = []
+    monkeypatch.setattr(bench, "run", lambda preset, norms, ks, steps: timed.append(list(norms)) or [])
+    assert bench.main(["--json"]) == 0
+    assert timed == [list(readings.DLN_NORMS)]
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert bench.main(["--json", "--norm", "noisy-none", "--k", "1", "--steps", "3"]) == 2   # asked for: one line
+    err = capsys.readouterr().err
+    assert err.startswith("error: benchmark run dln-paper/noisy-none") and "diverged" in err and err.count("\n") == 1
+
+
 def test_bad_k_is_one_line_exit_2(capsys):
     assert bench.main(["--k", "0"]) == 2
     err = capsys.readouterr().err

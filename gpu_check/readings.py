@@ -246,25 +246,26 @@ DLN_STACKED_SECONDS = {"none": 8, "bn": 20, "noisy-bn": 52, "l1": 46, "l2": 23, 
 # the reproduction's 5,000-step runs of 2026-12-02 (the three measurements, no probes, 1 thread,
 # two grids running side by side on the 2-core machine, so about one core each), the median
 # total wall time of a run over its invocations: vgg-cpu none 351 s (9 runs), bn 372 (9 runs),
-# linf 661 (3 runs: 498-905); vgg-digits none 284 (3), bn 390 (3), noisy-bn 565 (2).  The norms
+# linf 661 (3 runs: 498-905, the slowest beside two benchmarks), l1 444 (2 runs: 383, 504);
+# vgg-digits none 284 (3), bn 390 (3), noisy-bn 554 (3: 477-576).  The norms
 # not measured yet are ASSUMED by their code path (_vgg_seconds): noisy-bn as bn plus the noise
 # (drawn over every activation each step: noisy-bn - bn, measured on vgg-digits, 175 s), noisy-none
-# as none plus the same, l1 and l2 as linf (the same generic per-channel reductions, several
-# elementwise passes where BatchNorm has one fused kernel; the earlier 3,000-step runs, loaded, had
-# put them below none, which today's linf runs contradict), and l_p on vgg-digits at linf's ratio
-# to none on vgg-cpu.  ASSUMED (cuda): not measured -- no GPU was available; vgg-paper is ~1e11
+# as none plus the same, l2 as l1 (the same generic per-channel reductions, several elementwise
+# passes where BatchNorm has one fused kernel; the earlier 3,000-step runs, loaded, had put the
+# l_p norms below none, which today's runs contradict), and l_p on vgg-digits at l1's ratio to
+# none on vgg-cpu.  ASSUMED (cuda): not measured -- no GPU was available; vgg-paper is ~1e11
 # FLOP a step (VGG-11, 32x32, batch 128, forward + backward), about 10 ms a step on a current
 # data-centre GPU in float32 without TF32, plus ~20% for measurements: ~180 s for 15,000 steps; the
 # DLN's 10x10 matrices are launch-bound: no faster than the CPU.
-VGG_CPU_MEASURED = {"none": 351, "bn": 372, "linf": 661}
-VGG_DIGITS_MEASURED = {"none": 284, "bn": 390, "noisy-bn": 565}
+VGG_CPU_MEASURED = {"none": 351, "bn": 372, "l1": 444, "linf": 661}
+VGG_DIGITS_MEASURED = {"none": 284, "bn": 390, "noisy-bn": 554}
 NOISE_SECONDS = VGG_DIGITS_MEASURED["noisy-bn"] - VGG_DIGITS_MEASURED["bn"]      # a 5,000-step run's noise draws
-LP_OVER_NONE = VGG_CPU_MEASURED["linf"] / VGG_CPU_MEASURED["none"]
+LP_OVER_NONE = VGG_CPU_MEASURED["l1"] / VGG_CPU_MEASURED["none"]
 
 
 def _vgg_seconds(measured: dict) -> dict:
     """Every norm's seconds from the measured ones ('none' and 'bn' at least), by code path."""
-    lp = measured.get("linf", measured["none"] * LP_OVER_NONE)
+    lp = measured.get("l1", measured["none"] * LP_OVER_NONE)
     assumed = {"noisy-bn": measured["bn"] + NOISE_SECONDS, "noisy-none": measured["none"] + NOISE_SECONDS,
                "l1": lp, "l2": lp, "linf": lp}
     return {n: measured.get(n, assumed.get(n)) for n in NORMS}

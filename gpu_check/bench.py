@@ -33,12 +33,11 @@ from gpu_check.config import NORMS, PRESETS
 from theory import cli
 
 DEFAULT_K = (1, 4, 16)
+WARMUP_STEPS = 5
 
 
 class BenchError(Exception):
     """A benchmarked point did not complete: one line, exit 2."""
-
-WARMUP_STEPS = 5
 
 
 def _grid(preset: str, norm: str, k: int, steps: int, route: str) -> G.Grid:

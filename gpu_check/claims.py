@@ -405,9 +405,13 @@ def _counts(s, family, preset) -> bool:
 
 
 def chosen_lrs(index: SummaryIndex, network: str, norms) -> dict:
-    """The paper's procedure: {norm: lr or None} from the selection seeds (the network's own family)."""
+    """The paper's procedure: {norm: lr or None} from the selection seeds (the network's own family);
+    a norm with a single lr in its grid takes it (nothing to select, no selection run needed)."""
     out = {}
     for n in norms:
+        if not R.selection_needed(network, n):
+            out[n] = R.lrs_of(network, n)[0]
+            continue
         losses = {}
         for lr in R.lrs_of(network, n):
             got = [index.get(network, n, lr, s) for s in R.SELECTION_SEEDS[network]]

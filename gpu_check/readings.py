@@ -11,7 +11,9 @@ learning rate -- named, with the text of the paper that supports it:
   optimization to find a configuration where the training performance for the network was the
   best": per network and norm, the learning rate of its grid with the lowest median final
   training loss over the SELECTION seeds (a diverged run's loss is +inf), then judged on the
-  JUDGED seeds, which the selection never saw.
+  JUDGED seeds, which the selection never saw.  A norm whose grid has one learning rate (VGG's
+  l_p and noisy norms: the printed 0.1) has nothing to select: the procedure takes that rate and
+  needs no selection runs (``selection_needed``).
 * ``lr-grid``: the claims about a range of learning rates (Figure 11's caption) read every
   learning rate of the grid at once.
 
@@ -148,6 +150,12 @@ def lrs_of(family: str, norm: str) -> tuple:
     return VGG_LRS if norm in SWEPT_NORMS else (VGG_PRINTED_LR,)
 
 
+def selection_needed(family: str, norm: str) -> bool:
+    """Whether the paper's procedure has a choice to make for this norm: more than one lr in its grid.
+    With one candidate every selection outcome picks it, so the selection seeds are not run."""
+    return len(lrs_of(family, norm)) > 1
+
+
 def select_lr(final_losses: dict) -> Optional[float]:
     """The paper's procedure for one network and norm: {lr: [final training loss of each selection
     seed]} -> the lr with the lowest median (ties: the smaller lr); None when no lr has every
@@ -223,10 +231,11 @@ def paper_plan(scale: str = "paper", data: Optional[str] = None) -> tuple:
     vgg = "vgg-paper" if scale == "paper" else "vgg-cpu"
     seeds = {net: tuple(sorted(JUDGED_SEEDS[net] + SELECTION_SEEDS[net])) for net in ("dln", "vgg")}
     others = tuple(n for n in NORMS if n not in SWEPT_NORMS)
+    assert not any(selection_needed("vgg", n) for n in others)      # one lr each: no selection seed
     return (SubGrid("dln", "dln-paper", DLN_NORMS, DLN_LRS, seeds["dln"], tuple(sorted(base))),
             SubGrid("dln", "dln-paper", SWEPT_NORMS, DLN_ABOVE_PRINTED_LRS, seeds["dln"], tuple(sorted(base))),
             SubGrid("vgg", vgg, SWEPT_NORMS, VGG_LRS, seeds["vgg"], vgg_opts),
-            SubGrid("vgg", vgg, others, (VGG_PRINTED_LR,), seeds["vgg"], vgg_opts),
+            SubGrid("vgg", vgg, others, (VGG_PRINTED_LR,), JUDGED_SEEDS["vgg"], vgg_opts),
             # the real-image family: every norm at the printed lr, the judged seeds (no lr is chosen)
             SubGrid(DIGITS_FAMILY, "vgg-digits", NORMS, DIGITS_LRS, JUDGED_SEEDS["vgg"], tuple(sorted(base))))
 

@@ -195,6 +195,22 @@ def test_the_paper_procedure_picks_each_norms_lr_on_selection_seeds_only():
     assert proc.verdict is V.REPRODUCED and res.verdict is V.REPRODUCED and "none 1e-1, bn 5e-1" in proc.setting
 
 
+def test_the_paper_procedure_takes_a_single_candidate_lr_without_selection_runs():
+    # noisy-bn's VGG grid has one lr (the printed 0.1): nothing to select.  none's has three: with
+    # no selection-seed run the procedure has not chosen, and says so.
+    assert not R.selection_needed("vgg", "noisy-bn") and R.selection_needed("vgg", "none")
+    index = C.SummaryIndex.of([summary("vgg", n, seed, 0.1, final=0.3)
+                               for n in ("none", "noisy-bn") for seed in R.JUDGED_SEEDS["vgg"]])
+    assert C.chosen_lrs(index, "vgg", ("noisy-bn", "none")) == {"noisy-bn": 0.1, "none": None}
+
+
+def test_the_cpu_plan_runs_no_selection_seed_where_there_is_nothing_to_select():
+    vgg_grids = [g for g in R.paper_plan("cpu") if g.preset == "vgg-cpu"]
+    for g in vgg_grids:
+        needs = any(R.selection_needed("vgg", n) for n in g.norms)
+        assert set(R.SELECTION_SEEDS["vgg"]) <= set(g.seeds) if needs else not set(R.SELECTION_SEEDS["vgg"]) & set(g.seeds)
+
+
 def test_runs_below_the_presets_scale_are_not_counted():
     c = claim("fig1a")
     good, _ = CASES["fig1a"]

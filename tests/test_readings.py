@@ -16,9 +16,10 @@ def test_the_full_grid_is_valid_sweep_toml_with_every_point_a_valid_run(tmp_path
         points += len(grid.points())
         assert dict(grid.options)["probe_every"] == 0 and dict(grid.options)["measure"] == R.MEASURE
         assert [G.lr_name(x) for x in grid.lrs] == [R.lr_text(x) for x in sub.lrs]
-    # 210 + 28 DLN (none and bn also above the printed lr) + 24 + 20 VGG + 7 norms x 3 seeds on the
+    # 210 + 28 DLN (none and bn also above the printed lr) + 24 + 15 VGG (the single-lr norms without
+    # a selection seed) + 7 norms x 3 seeds on the
     # real digits (vgg-digits, no data option)
-    assert points == sum(g.runs for g in plan) == 303
+    assert points == sum(g.runs for g in plan) == 298
     assert plan[-1].preset == "vgg-digits" and "data" not in dict(plan[-1].options)
     # the seeds: >= 5 judged for the DLN, >= 3 for VGG, and selection seeds apart
     assert len(R.JUDGED_SEEDS["dln"]) >= 5 and len(R.JUDGED_SEEDS["vgg"]) >= 3

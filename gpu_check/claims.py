@@ -444,7 +444,8 @@ def _setting(claim: Claim, reading: R.Reading, index: SummaryIndex, chosen: dict
     preset = index.presets.get(reading.runs_family)
     parts = [reading.setting]
     if reading.name == R.PAPER_PROCEDURE:
-        parts.append("chosen lr: " + ", ".join(f"{n} {R.lr_text(chosen[n]) if chosen.get(n) else 'none yet'}"
+        only = lambda n: "" if R.selection_needed(reading.runs_family, n) else " (its only lr)"  # noqa: E731
+        parts.append("chosen lr: " + ", ".join(f"{n} {R.lr_text(chosen[n]) + only(n) if chosen.get(n) else 'none yet'}"
                                               for n in claim.norms))
     if preset is None:
         parts.append(f"no {claim.network.upper()} run summaries at preset scale yet")

@@ -83,7 +83,7 @@ def test_summaries_are_written_canonically_and_documents_regenerate_byte_for_byt
 def test_the_paper_scale_prints_its_runs_and_estimated_time_before_starting(capsys):
     assert reproduce.main(["--scale", "paper", "--plan", "--out", "/nonexistent/r.md"]) == 0
     out = capsys.readouterr().out
-    assert "303 runs; estimated time on cpu" in out and "303 runs; estimated time on cuda" in out
+    assert "298 runs; estimated time on cpu" in out and "298 runs; estimated time on cuda" in out
     assert "vgg-digits" in out
     assert "dln-paper" in out and "vgg-paper" in out and "not feasible" in out
 

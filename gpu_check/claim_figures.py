@@ -15,6 +15,16 @@ and device.  Quantities:
     change of the layer inputs    (Figure 1(c), 8): |d mean| / std of the activations a
                                   normalisation receives (the standard net's layer outputs)
 
+Beside them, the claims that compare more than two networks get an overlay per network and
+learning rate, every network in one panel per quantity (the paper's Figures 2, 5, 6, 12, 13):
+
+    ``<family>_lr<LR>_noise.png``  standard, BatchNorm, "noisy" BatchNorm and the standard network
+                                   with the same noise (Section 2.1): training loss, change of the
+                                   layer inputs, and the final training accuracy the fig2 criteria
+                                   judge (mean and 95% t-interval per network)
+    ``<family>_lr<LR>_lp.png``     standard, BatchNorm, l1, l2, linf (Section 3.3): training loss,
+                                   the landscape quantities and the change of the layer inputs
+
 A quantity no summary holds is left out.  Log-scale quantities (positive, spanning decades) are
 summarised over seeds in log space: the line is the geometric mean and the band the t-interval of
 log10 of the values, so it never crosses zero; the cosine's band is clipped to [-1, 1], its
@@ -28,6 +38,7 @@ import math
 import os
 import re
 import textwrap
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -35,6 +46,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gpu_check import claims as C  # noqa: E402
 from gpu_check import readings as R  # noqa: E402
 from gpu_check.criteria import FLOAT32_RESOLUTION, seed_interval  # noqa: E402
 
@@ -194,3 +206,119 @@ def claim_figure(summaries, family: str, lr: float, out_dir: str):
 
 # a figure compares the standard and the BatchNorm network: at every lr of its family they train at
 FAMILY_LRS = tuple((family, R.lrs_of(family, "bn")) for family in R.FAMILY_NETWORK)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlays: the claims that compare more than two networks
+# ---------------------------------------------------------------------------------------------
+
+NORM_COLOURS = {"none": "black", "bn": "tab:blue", "noisy-bn": "tab:orange", "noisy-none": "tab:red",
+                "l1": "tab:green", "l2": "tab:purple", "linf": "tab:brown"}
+NORM_NAMES = {"none": "standard", "bn": "BatchNorm", "noisy-bn": '"noisy" BatchNorm',
+              "noisy-none": "standard + the same noise", "l1": "l1", "l2": "l2", "linf": "linf"}
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One overlay figure: its file-name suffix, the networks it compares, the quantities (rows of
+    QUANTITIES by label) and whether it ends with the final training accuracy of each network."""
+
+    suffix: str
+    norms: tuple
+    quantities: tuple
+    accuracy: bool
+    title: str
+
+
+OVERLAYS = (
+    Overlay("noise", ("none", "bn", "noisy-bn", "noisy-none"),
+            ("training loss", "change of layer inputs between steps"), True,
+            'Section 2.1, Figure 2: BatchNorm, "noisy" BatchNorm and the standard network with and without '
+            "the same noise"),
+    Overlay("lp", ("none", "bn") + C.LP_NORMS,
+            ("training loss", "loss range along the gradient", "gradient predictiveness",
+             "effective beta x lr (2: stability edge of GD)", "change of layer inputs between steps"), False,
+            "Section 3.3, Figures 5, 6, 12, 13: the l_p normalisations beside BatchNorm and the standard network"),
+)
+
+
+def overlay_name(family: str, lr: float, overlay: Overlay) -> str:
+    return f"{family}_lr{R.lr_text(lr)}_{overlay.suffix}.png"
+
+
+def _draw_band(ax, runs, get, log, limits, colour, name) -> None:
+    """One network's mean and 95% band over its seeds that did not diverge, labelled with the
+    diverged ones."""
+    live, gone = split_diverged(runs)
+    label = name + (f" ({_diverged_text(gone)})" if gone else "")
+    if not live:
+        ax.plot([], [], color=colour, lw=1.5, label=label)
+        return
+    steps, mean, low, high = seed_band([get(s) for s in live], log=log)
+    if limits is not None:
+        low, high = np.clip(low, *limits), np.clip(high, *limits)
+    if not np.isfinite(mean).any():
+        label += ": below float32 resolution, not drawn"
+    ax.plot(steps, mean, color=colour, lw=1.3, label=label)
+    if len(live) > 1:
+        ax.fill_between(steps, low, high, color=colour, alpha=0.15, lw=0)
+
+
+def _accuracy_panel(ax, runs) -> None:
+    """Final training accuracy per network (gpu_check.claims.train_accuracy, what the fig2 criteria
+    read; a diverged run counts at chance), mean and 95% t-interval over seeds."""
+    norms = list(runs)
+    for i, n in enumerate(norms):
+        iv = seed_interval([C.train_accuracy(s) for s in runs[n]])
+        err = [[iv.estimate - iv.low], [iv.high - iv.estimate]] if math.isfinite(iv.low) else None
+        ax.errorbar([i], [iv.estimate], yerr=err, fmt="o", color=NORM_COLOURS[n], capsize=4)
+        ax.text(i, iv.estimate, f"  {iv.estimate:.3f}", fontsize=7, va="center")
+    ax.axhline(C.CHANCE_ACCURACY, color="0.5", ls=":", lw=1, label=f"chance ({C.CHANCE_ACCURACY:g})")
+    ax.set_xticks(range(len(norms)), [NORM_NAMES[n] for n in norms], fontsize=7, rotation=15)
+    ax.set_xlim(-0.5, len(norms) - 0.5)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction correct", fontsize=9)
+    ax.set_title("final training accuracy (mean, 95% t-interval over seeds)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def overlay_figure(summaries, family: str, lr: float, overlay: Overlay, out_dir: str):
+    """Draw ``overlay_name(family, lr, overlay)`` from the judged seeds of every network of
+    ``overlay`` at ``lr``; returns its path, or None when a network has no judged run there."""
+    network = R.FAMILY_NETWORK[family]
+    runs = {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
+                and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
+            for n in overlay.norms}
+    if any({s["run"]["seed"] for s in runs[n]} != set(R.JUDGED_SEEDS[network]) for n in runs):
+        return None                  # the networks are compared over the same seeds, all of them
+    every = [s for n in runs for s in runs[n]]
+    rows = [q for q in QUANTITIES if q[0] in overlay.quantities and all(q[2](s) for s in every)]
+    panels = len(rows) + (1 if overlay.accuracy else 0)
+    ncols = 2
+    nrows = -(-panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.2 * nrows), squeeze=False, constrained_layout=True)
+    flat = [ax for row in axes for ax in row]
+    steps = max(int(s["run"]["steps"]) for s in every)
+    for ax, (label, ylabel, get, log, ref, limits) in zip(flat, rows):
+        for n in overlay.norms:
+            _draw_band(ax, runs[n], get, log, limits, NORM_COLOURS[n], NORM_NAMES[n])
+        if ref is not None:
+            ax.axhline(ref, color="tab:red", ls="--", lw=1)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlim(0, steps)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.legend(fontsize=6.5, loc="best")
+    if overlay.accuracy:
+        _accuracy_panel(flat[len(rows)], runs)
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    lines = textwrap.wrap(overlay.title, CAPTION_CHARS) + textwrap.wrap(_caption(every, network, lr), CAPTION_CHARS)
+    fig.suptitle("\n".join(lines + textwrap.wrap(UNITS, CAPTION_CHARS)), fontsize=8)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, overlay_name(family, lr, overlay))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -131,6 +131,7 @@ def markdown(results, summaries) -> str:
             out.append("")
         out += [f"**Verdict: {res.verdict}** -- {res.why}", ""]
     figures = [name for _n, _lr, name, _s in figures_of(summaries)]
+    overlays = [name for _n, _lr, name, _s, _o in overlays_of(summaries)]
     out += ["## Figures", ""]
     if figures:
         out += ["Standard and BatchNorm side by side, mean and 95% band over the judged seeds, per network and "
@@ -139,6 +140,10 @@ def markdown(results, summaries) -> str:
     else:
         out += ["No figure yet: a figure needs the judged seeds of both the standard and the BatchNorm network "
                 "at one learning rate.", ""]
+    if overlays:
+        out += ["The claims that compare more than two networks: every network in one panel per quantity, mean "
+                "and 95% band over the judged seeds (`_noise`: Section 2.1 and Figure 2; `_lp`: Section 3.3).", ""]
+        out += [f"![{name}]({FIGURES}/{name})" for name in overlays] + [""]
     return "\n".join(out)
 
 
@@ -155,6 +160,24 @@ def figures_of(summaries) -> list:
             have = {(s["run"]["norm"], s["run"]["seed"]) for s in judged if s["run"]["lr_text"] == R.lr_text(lr)}
             if all((n, seed) in have for n in ("none", "bn") for seed in seeds):
                 out.append((family, lr, f"{family}_lr{R.lr_text(lr)}.png", judged))
+    return out
+
+
+def overlays_of(summaries) -> list:
+    """[(family, lr, file name, the family's judged summaries, claim_figures.Overlay)]: an overlay for
+    each family, overlay and learning rate that every network of the overlay is trained at, where
+    every judged seed of each has a summary at preset scale."""
+    index = C.SummaryIndex.of(summaries)
+    out = []
+    for family, network in R.FAMILY_NETWORK.items():
+        judged = [s for (fam, *_), s in index.by_key.items() if fam == family]
+        seeds = R.JUDGED_SEEDS[network]
+        for overlay in claim_figures.OVERLAYS:
+            lrs = sorted(set.intersection(*[set(R.lrs_of(family, n)) for n in overlay.norms]))
+            for lr in lrs:
+                have = {(s["run"]["norm"], s["run"]["seed"]) for s in judged if s["run"]["lr_text"] == R.lr_text(lr)}
+                if all((n, seed) in have for n in overlay.norms for seed in seeds):
+                    out.append((family, lr, claim_figures.overlay_name(family, lr, overlay), judged, overlay))
     return out
 
 
@@ -179,6 +202,9 @@ def write(out_md: str, summaries_dir=None) -> list:
     summaries = load_summaries(sdir) if os.path.isdir(sdir) else []
     for family, lr, _name, judged in figures_of(summaries):
         claim_figures.claim_figure(judged, family, lr, os.path.join(os.path.dirname(os.path.abspath(out_md)), FIGURES))
+    for family, lr, _name, judged, overlay in overlays_of(summaries):
+        claim_figures.overlay_figure(judged, family, lr, overlay,
+                                     os.path.join(os.path.dirname(os.path.abspath(out_md)), FIGURES))
     return results
 
 

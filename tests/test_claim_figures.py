@@ -67,3 +67,32 @@ def test_diverged_seeds_are_named_and_the_band_runs_on_over_the_others(tmp_path)
     every = [run(n, s, diverged=(n == "none")) for s in R.JUDGED_SEEDS["dln"] for n in ("none", "bn")]
     assert split_diverged([r for r in every if r["run"]["norm"] == "none"])[0] == []
     assert claim_figure(every, "dln", 1e-6, str(tmp_path)) is not None                # "every seed diverged"
+
+
+def test_an_overlay_is_drawn_where_every_network_it_compares_has_its_judged_seeds(tmp_path):
+    from gpu_check.claim_figures import OVERLAYS, overlay_figure
+    from gpu_check.reproduction_doc import overlays_of
+
+    lp = next(o for o in OVERLAYS if o.suffix == "lp")
+    runs = [summary("dln", n, s) for s in R.JUDGED_SEEDS["dln"] for n in lp.norms]
+    found = overlays_of(runs)
+    assert [(name, o.suffix) for _f, _lr, name, _s, o in found] == [("dln_lr1e-6_lp.png", "lp")]
+    family, lr, name, judged, overlay = found[0]
+    path = overlay_figure(judged, family, lr, overlay, str(tmp_path))
+    assert path.rsplit("/", 1)[-1] == name
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # one judged seed of one network missing: no overlay (the comparison would not be over the same seeds)
+    short = [r for r in runs if not (r["run"]["norm"] == "l2" and r["run"]["seed"] == 0)]
+    assert overlays_of(short) == [] and overlay_figure(short, "dln", lr, overlay, str(tmp_path)) is None
+
+
+def test_the_noise_overlay_shows_the_accuracy_the_fig2_criteria_judge_with_a_diverged_run_at_chance(tmp_path):
+    from gpu_check import claims as C
+    from gpu_check.claim_figures import OVERLAYS, overlay_figure
+
+    noise = next(o for o in OVERLAYS if o.suffix == "noise")
+    runs = [summary("vgg", n, s, acc=0.9, status="diverged" if n == "noisy-none" else "complete")
+            for s in R.JUDGED_SEEDS["vgg"] for n in noise.norms]
+    assert {C.train_accuracy(r) for r in runs if r["run"]["norm"] == "noisy-none"} == {C.CHANCE_ACCURACY}
+    assert overlay_figure(runs, "vgg", 0.1, noise, str(tmp_path)).endswith("vgg_lr1e-1_noise.png")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from abc import ABC, abstractmethod
 
 import torch
 from torch.func import functional_call
@@ -50,7 +51,7 @@ def gradient_at(model, params: dict, inputs, target, wrt) -> tuple:
     return dict(zip(wrt, grads)), loss.detach()
 
 
-class MeasurementHook:
+class MeasurementHook(ABC):
     """A hook of gpu_check.train (``name``, ``file``, ``due``, ``__call__``) that times itself.
 
     Subclasses implement ``measure(ctx) -> list of records``.  ``cost`` holds, per network, the
@@ -68,8 +69,9 @@ class MeasurementHook:
     def due(self, step: int, net) -> bool:
         return step % self.every == 0 or step == self.config.steps
 
+    @abstractmethod
     def measure(self, ctx) -> list:
-        raise NotImplementedError
+        """The records of one measurement at ctx's step."""
 
     def __call__(self, ctx) -> list:
         device = ctx.inputs.device

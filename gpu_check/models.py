@@ -6,6 +6,8 @@ any model (gpu_check.probes): by type, through hooks; ``norm_blocks`` names them
 """
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -30,7 +32,7 @@ class NormBlock(nn.Module):
         return y if self.norm is None else self.norm(y)
 
 
-class Network(nn.Module):
+class Network(nn.Module, metaclass=ABCMeta):
     """Common interface of the DLN and the VGG: named blocks, a loss, the noise time step."""
 
     kind = ""
@@ -51,8 +53,9 @@ class Network(nn.Module):
         for _, b in self.norm_blocks():
             b.norm.step = step
 
+    @abstractmethod
     def loss(self, output, target) -> torch.Tensor:
-        raise NotImplementedError
+        """The training loss of a batch: the DLN's summed squared error, the VGG's cross-entropy."""
 
     def correct(self, output, target):
         """Number of correct predictions, or None for a regression."""

@@ -33,10 +33,14 @@ DIGITS = 4                      # significant digits of the numbers in both docu
 
 
 def _num(x):
-    """A JSON number at DIGITS significant digits; non-finite values are null (the reading's
-    interval method says why)."""
-    if x is None or not math.isfinite(x):
+    """A JSON number at DIGITS significant digits.  JSON has no infinity: an infinite value (a
+    run that never reaches a level is infinitely slow) is the string "inf" or "-inf", which
+    float() reads back, so a reading judged on it keeps its sign; an undefined value (NaN, no
+    value) is null."""
+    if x is None or math.isnan(x):
         return None
+    if math.isinf(x):
+        return _text(x)
     return float(f"{x:.{DIGITS}g}")
 
 

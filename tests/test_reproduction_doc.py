@@ -30,6 +30,8 @@ def test_the_json_has_the_shape_of_issue_11_and_only_its_verdict_words():
         assert set(c) == CLAIM_KEYS and c["verdict"] in words
         for r in c["readings"]:
             assert set(r) == READING_KEYS and r["verdict"] in words and isinstance(r["seeds"], list)
+            for key in ("estimate", "ci_low", "ci_high"):      # a number, null (undefined) or "inf"/"-inf"
+                assert r[key] is None or isinstance(r[key], float) or r[key] in ("inf", "-inf")
         if c["verdict"] == str(ClaimVerdict.NOT_TESTABLE_HERE):
             assert "CIFAR-10" in c["why"] or "GPU" in c["why"]
 
@@ -140,3 +142,10 @@ def test_a_summary_holds_no_machine_path_of_the_cifar_directory(tmp_path):
         "cifar-10(.../cifar-10-batches-py), 500 train / 100 test, 32x32"
     assert without_paths(cifar, cifar) == ".../cifar-10-batches-py"
     assert without_paths("sklearn-digits(...)", "sklearn:digits") == "sklearn-digits(...)"
+
+
+def test_an_infinite_statistic_keeps_its_sign_in_the_json_and_an_undefined_one_is_null():
+    from gpu_check.reproduction_doc import _num
+
+    assert _num(float("-inf")) == "-inf" and float(_num(float("inf"))) == float("inf")
+    assert _num(float("nan")) is None and _num(None) is None and _num(0.123456) == 0.1235

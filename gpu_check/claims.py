@@ -124,6 +124,17 @@ def log_ratio(a: float, b: float) -> float:
         return float(np.log10(np.float64(a) / np.float64(b)))
 
 
+def most(values) -> float:
+    """The largest value, NaN when any is NaN: one undefined comparison makes the worst case over
+    several undefined (Python's max would keep or drop a NaN depending on where it stands)."""
+    return float(np.max(np.asarray(list(values), dtype=np.float64)))
+
+
+def least(values) -> float:
+    """The smallest value, NaN when any is NaN (as ``most``)."""
+    return float(np.min(np.asarray(list(values), dtype=np.float64)))
+
+
 def live_start(runs) -> float:
     """The dead-start cut-off of a pair: the later of the runs' first live steps (NaN when one
     never leaves its dead start)."""
@@ -290,7 +301,7 @@ def _build() -> tuple:
                         math.log10(COMPARABLE_FACTOR),
                         f"'comparably or better': no l_p with more than {COMPARABLE_FACTOR:g}x bn's area under the "
                         "loss curve", v_seeds),
-              lambda runs: max(log_ratio(mean_loss(runs[p]), mean_loss(runs["bn"])) for p in LP_NORMS)),
+              lambda runs: most(log_ratio(mean_loss(runs[p]), mean_loss(runs["bn"])) for p in LP_NORMS)),
         Claim("lp-train-dln", "3.3, Fig. 5, 13(a)", "dln", "All l_p normalization strategies perform comparably or "
               "even better than BatchNorm.", compared,
               Criterion(f"max over l1, l2, linf of log10(steps to reach the loss level of l_p / of bn); level = "
@@ -299,7 +310,7 @@ def _build() -> tuple:
                         "the final losses sit on the same saddle plateau, so the speed to it is the informative "
                         f"statistic; 'comparably': no l_p more than {COMPARABLE_FACTOR:g}x slower than bn; a run "
                         "that never reaches the level is infinitely slow", d_seeds),
-              lambda runs: max(log_ratio(_level_time(runs, p, compared), _level_time(runs, "bn", compared))
+              lambda runs: most(log_ratio(_level_time(runs, p, compared), _level_time(runs, "bn", compared))
                                for p in LP_NORMS)),
         Claim("lp-l1-dln", "3.3, Fig. 5, 13(a)", "dln", "For deep linear networks, l1-normalization performs even "
               "better than BatchNorm.", ("bn", "l1"),
@@ -311,7 +322,7 @@ def _build() -> tuple:
               Criterion("min over l1, l2, linf of log10(change of l_p's layer inputs / of none's) (as fig1c)",
                         Side.GREATER, 0.0, "every l_p's inputs move more between steps than the standard "
                         "network's", v_seeds),
-              lambda runs: min(log_ratio(input_change(runs[p]), input_change(runs["none"])) for p in LP_NORMS)),
+              lambda runs: least(log_ratio(input_change(runs[p]), input_change(runs["none"])) for p in LP_NORMS)),
     ]
     for net, fig in (("vgg", "12(b-d)"), ("dln", "13(b-d)")):
         keys = ("loss_range", "grad_change_max", "beta_eff")
@@ -322,7 +333,7 @@ def _build() -> tuple:
                                    "of log10(median of none / of l_p)", Side.GREATER, 0.0,
                                    "every l_p smoother than the standard network on every landscape measure",
                                    len(R.JUDGED_SEEDS[net])),
-                         lambda runs, keys=keys: min(log_ratio(landscape(runs["none"], k), landscape(runs[p], k))
+                         lambda runs, keys=keys: least(log_ratio(landscape(runs["none"], k), landscape(runs[p], k))
                                                      for p in LP_NORMS for k in keys)))
     for net in ("vgg", "dln"):
         out.append(Claim(f"lr-range-{net}", "3.1, Fig. 11 caption", net, "BatchNorm enables a broader range of "

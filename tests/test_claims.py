@@ -1,5 +1,7 @@
 """gpu_check.claims: every implemented criterion says reproduced, not-reproduced and inconclusive
 on constructed run summaries; readings, the paper's procedure and the missing claims."""
+import math
+
 import pytest
 
 from gpu_check import claims as C
@@ -275,3 +277,16 @@ def test_a_change_of_layer_inputs_below_float32_resolution_is_undefined_not_a_va
     r = C.judge_reading(c, printed_reading(c), C.SummaryIndex.of(seeds_summaries(c, lambda s: rounding)))
     assert r.verdict is V.INCONCLUSIVE and r.interval.undefined == len(R.JUDGED_SEEDS["vgg"])
     assert "undefined" in r.note
+
+
+def test_a_worst_case_over_the_lp_norms_is_undefined_when_one_comparison_is():
+    # l1 reaches the level, bn, l2 and linf never do (the DLN at 1e-8, still descending): l1 vs bn is
+    # -inf but l2 vs bn and linf vs bn are inf/inf, undefined.  Python's max kept the first value
+    # and called the seed a win for the l_p norms; the worst case over the three is undefined.
+    c = claim("lp-train-dln")
+    runs = {"bn": summary("dln", "bn", 0, final=2.0, reach=9000), "l1": summary("dln", "l1", 0, final=1.0, reach=500),
+            "l2": summary("dln", "l2", 0, final=2.0, reach=9000), "linf": summary("dln", "linf", 0, final=3.0, reach=9000)}
+    assert math.isnan(c.per_seed(runs))
+    assert max([-math.inf, math.nan, math.nan]) == -math.inf                  # what the old statistic returned
+    assert math.isnan(C.most([-math.inf, math.nan])) and math.isnan(C.least([math.nan, 1.0]))
+    assert C.most([1.0, -math.inf, 3.0]) == 3.0 and C.least([1.0, -math.inf]) == -math.inf

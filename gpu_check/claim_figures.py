@@ -268,9 +268,15 @@ def _accuracy_panel(ax, runs) -> None:
     """Final training accuracy per network (gpu_check.claims.train_accuracy, what the fig2 criteria
     read; a diverged run counts at chance), mean and 95% t-interval over seeds."""
     norms = list(runs)
+    clipped = False
     for i, n in enumerate(norms):
         iv = seed_interval([C.train_accuracy(s) for s in runs[n]])
-        err = [[iv.estimate - iv.low], [iv.high - iv.estimate]] if math.isfinite(iv.low) else None
+        err = None
+        if math.isfinite(iv.low):
+            # a t-interval over 3 seeds can reach past [0, 1], the range of a fraction: drawn clipped, and said so
+            low, high = max(iv.low, 0.0), min(iv.high, 1.0)
+            clipped |= (low, high) != (iv.low, iv.high)
+            err = [[iv.estimate - low], [high - iv.estimate]]
         ax.errorbar([i], [iv.estimate], yerr=err, fmt="o", color=NORM_COLOURS[n], capsize=4)
         ax.text(i, iv.estimate, f"  {iv.estimate:.3f}", fontsize=7, va="center")
     ax.axhline(C.CHANCE_ACCURACY, color="0.5", ls=":", lw=1, label=f"chance ({C.CHANCE_ACCURACY:g})")
@@ -278,7 +284,8 @@ def _accuracy_panel(ax, runs) -> None:
     ax.set_xlim(-0.5, len(norms) - 0.5)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction correct", fontsize=9)
-    ax.set_title("final training accuracy (mean, 95% t-interval over seeds)", fontsize=10)
+    ax.set_title("final training accuracy (mean, 95% t-interval over seeds"
+                 + (", clipped to [0, 1])" if clipped else ")"), fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
 
 

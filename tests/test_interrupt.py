@@ -33,7 +33,10 @@ def test_ctrl_c_on_a_long_report_exits_130_with_one_line_and_no_orphaned_worker(
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "theory.report", "--instances", "100000", "--symbolic", "off",
                              "--counterexamples", "skip"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # a terminal's default SIGINT, even when pytest itself runs where SIGINT is
+                            # ignored (nohup, a background job): Python then would not install its handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         workers = set()

@@ -141,14 +141,19 @@ def _caption(runs, network, lr) -> str:
             f"seeds {', '.join(map(str, seeds))} (mean, geometric on log axes, and 95% t-band over seeds), device {first['device']}")
 
 
+def judged_runs(summaries, network: str, lr: float, norms) -> dict:
+    """{norm: the summaries of ``network`` at ``lr`` on its judged seeds} for each of ``norms``."""
+    return {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
+                and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
+            for n in norms}
+
+
 def claim_figure(summaries, family: str, lr: float, out_dir: str):
     """Draw ``<family>_lr<LR>.png`` from the summaries of ``family`` (gpu_check.readings: a network
     on one kind of data; ``summaries`` must hold that family's runs only) at ``lr`` (judged seeds,
     norms none and bn); returns its path, or None when there is nothing to draw."""
     network = R.FAMILY_NETWORK[family]
-    runs = {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
-                and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
-            for n, _ in SIDES}
+    runs = judged_runs(summaries, network, lr, [n for n, _ in SIDES])
     if not all(runs.values()):
         return None
     rows = [q for q in QUANTITIES if all(q[2](s) for n in runs for s in runs[n])]
@@ -293,9 +298,7 @@ def overlay_figure(summaries, family: str, lr: float, overlay: Overlay, out_dir:
     """Draw ``overlay_name(family, lr, overlay)`` from the judged seeds of every network of
     ``overlay`` at ``lr``; returns its path, or None when a network has no judged run there."""
     network = R.FAMILY_NETWORK[family]
-    runs = {n: [s for s in summaries if s["run"]["network"] == network and s["run"]["norm"] == n
-                and s["run"]["lr_text"] == R.lr_text(lr) and s["run"]["seed"] in R.JUDGED_SEEDS[network]]
-            for n in overlay.norms}
+    runs = judged_runs(summaries, network, lr, overlay.norms)
     if any({s["run"]["seed"] for s in runs[n]} != set(R.JUDGED_SEEDS[network]) for n in runs):
         return None                  # the networks are compared over the same seeds, all of them
     every = [s for n in runs for s in runs[n]]

@@ -12,7 +12,9 @@ Two cases, per instance, at each batch size m:
   numeric.one_pass.quadratic_head_hessian_forms, O(m^2) and one pass over each H (g = Hz + b and
   the Gram matrix of H on span{g, 1, y_hat} together, then theory.bn.hessian_forms_from_gram).
   torch.func: vmap(hessian(L o BN)) and vmap(grad(...)), then the two forms; and the vmapped
-  Hessian-vector product (jvp of grad).
+  Hessian-vector product (jvp of grad).  The pass runs in numeric.native's C kernel where this
+  machine compiles it (the machine line says which); ``numpy_pass_us`` times the NumPy pass on
+  the same instances.
 
 Both sides run on the same float64 instances in one process; each timing is the best of a few
 repeats divided by the number of instances.  The results are compared (max relative difference)
@@ -38,7 +40,7 @@ from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from numeric import one_pass  # noqa: E402
+from numeric import native, one_pass  # noqa: E402
 from numeric.quantities import STRUCTURED_OPS as OPS  # noqa: E402
 from theory import bn, cli  # noqa: E402
 
@@ -61,6 +63,8 @@ MAX_INSTANCES = 20000
 # vmapped intermediates stay within memory (the same instances, the same total work).
 TORCH_BLOCK_BYTES = 8 * 2**20
 REPEATS = 5
+MIN_TIMED_S = 0.5           # each timing repeats its call until this much CPU time is spent ...
+MAX_REPEATS = 200           # ... or this many calls
 # Agreement required before timings are reported: both sides are float64 evaluations of the
 # same map; rounding of O(m) (gradient) and O(m^2) (Hessian) sums stays far below 1e-8.
 AGREEMENT = 1e-8
@@ -79,6 +83,7 @@ class BenchRow:
     speedup: float
     torch_hvp_us: Optional[float]   # vmap of a Hessian-vector product (jvp of grad); None for grad-norm
     speedup_vs_hvp: Optional[float]
+    numpy_pass_us: Optional[float]  # ours with the NumPy pass instead of the C kernel; None for grad-norm
     bytes_per_instance: int         # input bytes that must be read once per instance
     limit_us: float                 # bytes_per_instance / read bandwidth (the highest measured in the run)
     ours_over_limit: float          # ours_us / limit_us (1 = memory-bound optimum)
@@ -143,9 +148,9 @@ def ours_grad_norm(y, t, gamma, beta):
     return OPS.vec_sq(v)
 
 
-def ours_hessian_forms(y, H, b, gamma, beta):
+def ours_hessian_forms(y, H, b, gamma, beta, native_pass=True):
     """The Theorem 4.2 forms, reading each H once from memory (numeric.one_pass)."""
-    return one_pass.quadratic_head_hessian_forms(y, H, b, gamma, beta)
+    return one_pass.quadratic_head_hessian_forms(y, H, b, gamma, beta, native=native_pass)
 
 
 # ---------------------------------------------------------------------------------- torch
@@ -204,12 +209,18 @@ def _blocks(fn, block, *arrays):
 
 
 def _best(fn, repeats):
+    """(the least CPU time of one call, its output) over at least ``repeats`` calls and at least
+    MIN_TIMED_S in all: the best of 5 calls of a few milliseconds each (ours at m = 1024) varied
+    1.4-2.5x the memory-bound limit between two runs on this shared machine, whose memory
+    bandwidth dips for tens of milliseconds at a time."""
     best = float("inf")
     out = None
-    for _ in range(repeats):
+    spent, calls = 0.0, 0
+    while calls < repeats or (spent < MIN_TIMED_S and calls < MAX_REPEATS):
         start = time.process_time()
         out = fn()
-        best = min(best, time.process_time() - start)
+        elapsed = time.process_time() - start
+        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
     return best, out
 
 
@@ -232,7 +243,7 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
             y, t, H, b, gamma, beta = instances(seed, n, m, with_H=case == "hessian-forms")
             ty, tt, tH, tb, tg, tbe = (None if a is None else torch.from_numpy(a) for a in (y, t, H, b, gamma, beta))
             # warm-up: the first call of a vmap-ed function traces it
-            hvp_s = None
+            hvp_s = numpy_s = None
             bandwidths.append(read_bandwidth(llc))
             if case == "grad-norm":
                 t_grad_norm(ty[:1], tt[:1], tg[:1], tbe[:1])
@@ -243,39 +254,43 @@ def run(sizes=SIZES, quick=False, seed=0) -> list:
                 t_hessian_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
                 t_hvp_forms(ty[:1], tH[:1], tb[:1], tg[:1], tbe[:1])
                 ours_s, ours = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta), REPEATS)
+                numpy_s, numpy_pass = _best(lambda: ours_hessian_forms(y, H, b, gamma, beta, native_pass=False), REPEATS)
                 block = max(1, TORCH_BLOCK_BYTES // (8 * m * m))
                 torch_s, theirs = _best(lambda: _blocks(t_hessian_forms, block, ty, tH, tb, tg, tbe), 2 if m >= 256 else REPEATS)
                 hvp_s, hvp = _best(lambda: _blocks(t_hvp_forms, block, ty, tH, tb, tg, tbe), REPEATS)
                 diff = max(_rel(ours[0], theirs[0].numpy()), _rel(ours[1], theirs[1].numpy()),
-                           _rel(ours[0], hvp[0].numpy()), _rel(ours[1], hvp[1].numpy()))
+                           _rel(ours[0], hvp[0].numpy()), _rel(ours[1], hvp[1].numpy()),
+                           _rel(ours[0], numpy_pass[0]), _rel(ours[1], numpy_pass[1]))
             if diff > AGREEMENT:
                 raise AssertionError(f"{case} at m = {m}: ours and torch.func differ by {diff:.3g} (relative)")
-            timed.append((m, case, n, ours_s, torch_s, hvp_s, diff))
+            timed.append((m, case, n, ours_s, torch_s, hvp_s, numpy_s, diff))
     bandwidth = max(bandwidths)
     rows = []
-    for m, case, n, ours_s, torch_s, hvp_s, diff in timed:
+    for m, case, n, ours_s, torch_s, hvp_s, numpy_s, diff in timed:
         nbytes = bytes_per_instance(case, m)
         limit_us = 1e6 * nbytes / bandwidth
         ours_us = 1e6 * ours_s / n
         rows.append(BenchRow(
             m, case, n, ours_us, 1e6 * torch_s / n, torch_s / ours_s,
             None if hvp_s is None else 1e6 * hvp_s / n, None if hvp_s is None else hvp_s / ours_s,
-            nbytes, limit_us, ours_us / limit_us, n * nbytes / 2**20, diff))
+            None if numpy_s is None else 1e6 * numpy_s / n, nbytes, limit_us, ours_us / limit_us, n * nbytes / 2**20, diff))
     return rows, {"llc_bytes": llc, "read_bandwidth_gb_s": bandwidth / 1e9,
-                  "read_bandwidth_gb_s_lowest": min(bandwidths) / 1e9}
+                  "read_bandwidth_gb_s_lowest": min(bandwidths) / 1e9, "pass": native.status()}
 
 
 def format_text(rows, machine) -> str:
     lines = [f"{'m':>5}  {'case':<14} {'N':>6}  {'ours (us)':>10}  {'hessian (us)':>12}  {'x':>5}  "
-             f"{'HVP (us)':>9}  {'x':>5}  {'limit (us)':>10}  {'ours/limit':>10}  rel diff"]
+             f"{'HVP (us)':>9}  {'x':>5}  {'numpy pass':>10}  {'limit (us)':>10}  {'ours/limit':>10}  rel diff"]
     for r in rows:
         hvp = f"{r.torch_hvp_us:>9.1f}  {r.speedup_vs_hvp:>5.1f}" if r.torch_hvp_us is not None else f"{'-':>9}  {'-':>5}"
+        numpy_pass = f"{r.numpy_pass_us:>10.2f}" if r.numpy_pass_us is not None else f"{'-':>10}"
         lines.append(f"{r.m:>5}  {r.case:<14} {r.instances:>6}  {r.ours_us:>10.2f}  {r.torch_func_us:>12.1f}  "
-                     f"{r.speedup:>5.0f}  {hvp}  {r.limit_us:>10.2f}  {r.ours_over_limit:>10.1f}  {r.max_rel_diff:.1e}")
+                     f"{r.speedup:>5.0f}  {hvp}  {numpy_pass}  {r.limit_us:>10.2f}  {r.ours_over_limit:>10.1f}  {r.max_rel_diff:.1e}")
     lines.append(f"hessian: vmap(grad) for grad-norm, vmap(hessian) for hessian-forms; HVP: vmap of jvp(grad); "
                  f"limit: input bytes / read bandwidth {machine['read_bandwidth_gb_s']:.1f} GB/s (the highest of the "
                  f"run, lowest {machine['read_bandwidth_gb_s_lowest']:.1f}; one core, working set >= "
-                 f"{WORKING_SET_LLC_MULTIPLE} x LLC of {machine['llc_bytes'] / 2**20:.0f} MiB)")
+                 f"{WORKING_SET_LLC_MULTIPLE} x LLC of {machine['llc_bytes'] / 2**20:.0f} MiB); "
+                 f"ours: pass {machine['pass']}; numpy pass: ours with numeric.one_pass's NumPy pass (us)")
     ours = {(r.case, r.m): r.ours_us for r in rows}
     ms = sorted({r.m for r in rows})
     if len(ms) >= 2:

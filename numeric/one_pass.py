@@ -22,11 +22,18 @@ it).  The pass takes g^T H g from the block lower triangle of H and 1^T H g from
 for a non-symmetric H these are not the forms of H (nor of (H + H^T)/2), and the result differs
 from the three-pass evaluation (tests/test_numeric_one_pass.py shows it).  It is not checked here:
 checking would read every H a second time, transposed, which is the cost this module removes.
+
+Two implementations of the pass, the same arithmetic: float64 C-contiguous inputs go through
+numeric.native's C kernel (row by row: g_known is then g on rows < i, so s_i is the row's product
+with it, no diagonal block); any other dtype (the exact tests' SymPy rationals) or a strided view
+takes the NumPy pass below, as does every input when no C compiler works (numeric.native.status
+says which).  ``native=False`` forces the NumPy pass (the tests compare the two).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from numeric import native as native_kernels
 from theory import bn
 from theory.ops import NumpyOps
 
@@ -46,13 +53,17 @@ ROW_BLOCK = 128
 STEP_BYTES = 8 * 2**20
 
 
-def gram_one_pass(H, y_hat, b, gamma, beta, *, row_block=ROW_BLOCK):
+def gram_one_pass(H, y_hat, b, gamma, beta, *, row_block=ROW_BLOCK, native=True):
     """g = H z + b (z = gamma y_hat + beta 1) and K = B^T H B (theory.bn.SpanGram), reading H once.
 
     H (N, m, m) symmetric, y_hat and b (N, m), gamma and beta (N,).  Works for any dtype numpy
     can multiply, object arrays of SymPy rationals included (the exact tests).  Returns
-    (g, SpanGram).
+    (g, SpanGram).  ``native``: take the C kernel where it applies (row_block is then unused).
     """
+    passed = native_kernels.gram_pass(H, y_hat, b, gamma, beta) if native else None
+    if passed is not None:
+        H1, Hy, g, s, gg = passed
+        return g, _span_gram(gg, H1, Hy, g, y_hat)
     n, m = y_hat.shape
     row_block = max(1, min(row_block, m))
     dtype = np.result_type(H, y_hat, b, gamma, beta)
@@ -75,13 +86,18 @@ def gram_one_pass(H, y_hat, b, gamma, beta, *, row_block=ROW_BLOCK):
         np.add(PT[:, 2, R], b[:, R], out=g[:, R])                          # g_R = (Hz)_R + b_R
         np.matmul(H[:, R, R], X[:, R, 3:], out=D[:, R])                    # H[R, R] g_R, from cache
     H1, Hy, s = PT[:, 0], PT[:, 1], PT[:, 3]
+    return g.copy(), _span_gram(np.einsum("ni,ni->n", g, 2 * s + D[..., 0]), H1, Hy, g, y_hat)
+
+
+def _span_gram(gg, H1, Hy, g, y_hat):
+    """K = B^T H B from g^T H g and the products H1, H y_hat of the pass."""
     dot = lambda u, w: np.einsum("ni,ni->n", u, w)  # noqa: E731
-    gram = bn.SpanGram(gg=dot(g, 2 * s + D[..., 0]), g1=dot(H1, g), gy=dot(Hy, g),
-                       one_one=H1.sum(axis=-1), one_y=Hy.sum(axis=-1), yy=dot(y_hat, Hy))
-    return g.copy(), gram
+    return bn.SpanGram(gg=gg, g1=dot(H1, g), gy=dot(Hy, g), one_one=H1.sum(axis=-1), one_y=Hy.sum(axis=-1),
+                       yy=dot(y_hat, Hy))
 
 
-def quadratic_head_hessian_forms(y, H, b, gamma, beta, eps=0.0, *, row_block=ROW_BLOCK, step_bytes=STEP_BYTES):
+def quadratic_head_hessian_forms(y, H, b, gamma, beta, eps=0.0, *, row_block=ROW_BLOCK, step_bytes=STEP_BYTES,
+                                 native=True):
     """(v^T (d^2 L_hat/dy^2) v, v^T H v), each (N,), for L(z) = z^T H z/2 + <b, z> at z = BN(y), with
     v = nabla_y L_hat: one pass over each H (gram_one_pass), then theory.bn.hessian_forms_from_gram,
     in chunks of instances (STEP_BYTES).
@@ -95,6 +111,6 @@ def quadratic_head_hessian_forms(y, H, b, gamma, beta, eps=0.0, *, row_block=ROW
     for i in range(0, n, chunk):
         I = slice(i, i + chunk)
         _, sigma, y_hat = bn.batch_statistics(OPS, y[I], m, eps[I])
-        g, gram = gram_one_pass(H[I], y_hat, b[I], gamma[I], beta[I], row_block=row_block)
+        g, gram = gram_one_pass(H[I], y_hat, b[I], gamma[I], beta[I], row_block=row_block, native=native)
         parts.append(bn.hessian_forms_from_gram(OPS, gram, g, y_hat, sigma, gamma[I], m))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 def test_quick_run_has_the_documented_json_shape(capsys):
     assert bench.main(["--json", "--quick", "--sizes", "8", "16"]) == 0
-    rows = json.loads(capsys.readouterr().out)["rows"]
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert report["machine"]["pass"].startswith(("native C", "numpy: "))
     assert {(r["m"], r["case"]) for r in rows} == {(m, c) for m in (8, 16) for c in ("grad-norm", "hessian-forms")}
     for r in rows:
         assert {"m", "case", "ours_us", "torch_func_us", "speedup", "torch_hvp_us", "speedup_vs_hvp",
@@ -23,6 +25,7 @@ def test_quick_run_has_the_documented_json_shape(capsys):
         assert r["limit_us"] > 0 and r["ours_over_limit"] == pytest.approx(r["ours_us"] / r["limit_us"])
         # the HVP baseline is a Hessian-vector product: it exists for the Hessian forms only
         assert (r["torch_hvp_us"] is not None) == (r["case"] == "hessian-forms")
+        assert (r["numpy_pass_us"] is not None) == (r["case"] == "hessian-forms")
 
 
 def test_the_memory_bound_counts_the_dense_H_of_every_instance():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from numeric import one_pass
+from numeric import native, one_pass
 from numeric.quantities import STRUCTURED_OPS as OPS
 from theory import bn
 from theory.ops import SympyOps
@@ -63,19 +63,97 @@ def magnitudes(y, H, b, gamma, beta, eps):
     return k**2 * form(u_Pv) + curvature, form(u_v)
 
 
+def require_native():
+    """The C kernel, where this machine can compile it; CI's machine can (its status is printed)."""
+    if not native.status().startswith("native"):
+        pytest.skip(native.status())
+
+
 @pytest.mark.parametrize("m, row_block", [(3, 128), (5, 2), (32, 7), (130, 128), (300, 64)])
 @pytest.mark.parametrize("eps_over_var", [0.0, 1e-5, 0.5])
-def test_one_pass_forms_equal_the_three_pass_forms_within_float64_rounding(m, row_block, eps_over_var):
+@pytest.mark.parametrize("use_native", [False, True], ids=["numpy-pass", "native-pass"])
+def test_one_pass_forms_equal_the_three_pass_forms_within_float64_rounding(m, row_block, eps_over_var, use_native):
     # several row blocks, m not a multiple of the block (5 = 2+2+1, 32 = 4*7+4, 130, 300), and a
-    # cache budget that splits the instances into steps
+    # cache budget that splits the instances into steps; the C kernel's vector step is 16 doubles,
+    # so 3, 5 (tail only), 32 (no tail), 130 and 300 (a tail) cover its loop bounds
+    if use_native:
+        require_native()
     args = draw(1, 40, m, eps_over_var)
-    ours = one_pass.quadratic_head_hessian_forms(*args, row_block=row_block, step_bytes=8 * row_block * m * 3)
+    ours = one_pass.quadratic_head_hessian_forms(*args, row_block=row_block, step_bytes=8 * row_block * m * 3,
+                                                 native=use_native)
     reference = three_pass(*args)
     for name, a, ref, scale in zip(("hess_bn_vv", "H_vv"), ours, reference, magnitudes(*args)):
         tolerance = rounding_tolerance(m, scale)
         assert np.all(np.abs(a - ref) <= tolerance), \
             f"{name} at m = {m}: one pass and three passes differ by {np.max(np.abs(a - ref) / tolerance):.3g} tolerances"
         assert np.all(np.abs(ref) > tolerance)   # the forms are not lost in rounding: the test can fail
+
+
+@pytest.mark.parametrize("m", [2, 3, 15, 16, 17, 31, 33, 64])
+def test_the_native_and_numpy_passes_give_the_same_gram_within_float64_rounding(m):
+    # every field of the pass, at m around the kernel's 16-double step, against the NumPy pass:
+    # both compute the same sums in different orders (bounded like magnitudes(): 64 m u M)
+    require_native()
+    y, H, b, gamma, beta, _ = draw(4, 25, m)
+    _, _, y_hat = bn.batch_statistics(OPS, y, m, 0.0)
+    g_c, gram_c = one_pass.gram_one_pass(H, y_hat, b, gamma, beta, native=True)
+    g_np, gram_np = one_pass.gram_one_pass(H, y_hat, b, gamma, beta, native=False)
+    assert native.gram_pass(H, y_hat, b, gamma, beta) is not None      # the first really was native
+    absH = np.abs(H)
+    gmag = OPS.matvec(absH, np.abs(gamma)[:, None] * np.abs(y_hat) + np.abs(beta)[:, None]) + np.abs(b)
+    assert np.all(np.abs(g_c - g_np) <= rounding_tolerance(m, gmag))
+    scales = {"gg": np.einsum("ni,nij,nj->n", gmag, absH, gmag), "g1": np.einsum("ni,ni->n", absH.sum(-1), gmag),
+              "gy": np.einsum("ni,nij,nj->n", gmag, absH, np.abs(y_hat)), "one_one": absH.sum((-1, -2)),
+              "one_y": np.einsum("nij,nj->n", absH, np.abs(y_hat)),
+              "yy": np.einsum("ni,nij,nj->n", np.abs(y_hat), absH, np.abs(y_hat))}
+    for field, scale in scales.items():
+        a, ref = getattr(gram_c, field), getattr(gram_np, field)
+        assert np.all(np.abs(a - ref) <= rounding_tolerance(m, scale)), field
+        assert not np.array_equal(ref, np.zeros_like(ref))
+
+
+def test_the_native_pass_propagates_nan_and_inf_like_the_numpy_pass():
+    require_native()
+    y, H, b, gamma, beta, _ = draw(5, 4, 20)
+    _, _, y_hat = bn.batch_statistics(OPS, y, 20, 0.0)
+    H = H.copy()
+    H[1, 3, 7] = H[1, 7, 3] = np.nan
+    H[2, 0, 0] = np.inf
+    b = b.copy()
+    b[3, 19] = np.nan
+    for native_pass in (True, False):
+        with np.errstate(invalid="ignore"):       # inf * 0 in NumPy's product warns; C is silent
+            g, gram = one_pass.gram_one_pass(H, y_hat, b, gamma, beta, native=native_pass)
+        assert np.isfinite(gram.gg[0]) and not np.isfinite(gram.gg[1:]).any(), native_pass
+        assert np.isnan(g[1]).any() and np.isnan(g[3, 19])
+
+
+def test_views_and_other_dtypes_take_the_numpy_pass():
+    # the kernel reads contiguous float64 memory; anything else returns None (the caller's NumPy
+    # pass), never a copy that would read H a second time
+    y, H, b, gamma, beta, _ = draw(6, 3, 8)
+    _, _, y_hat = bn.batch_statistics(OPS, y, 8, 0.0)
+    assert native.gram_pass(H.swapaxes(1, 2), y_hat, b, gamma, beta) is None
+    assert native.gram_pass(H.astype(np.float32), y_hat, b, gamma, beta) is None
+    assert native.gram_pass(H[:, ::2, ::2], y_hat[:, ::2], b[:, ::2], gamma, beta) is None
+
+
+def test_without_a_working_compiler_the_status_says_numpy_and_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "false")            # a compiler that fails every build
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(native, "_compiler", lambda: "/bin/false")
+    native._load.cache_clear()
+    try:
+        assert native.status().startswith("numpy: compiling numeric/native/gram_pass.c failed")
+        y, H, b, gamma, beta, _ = draw(7, 3, 8)
+        _, _, y_hat = bn.batch_statistics(OPS, y, 8, 0.0)
+        assert native.gram_pass(H, y_hat, b, gamma, beta) is None
+        assert list(tmp_path.iterdir()) == []     # no half-written library left behind
+        monkeypatch.setenv(native.DISABLE_ENV, "0")
+        native._load.cache_clear()
+        assert native.status() == f"numpy: {native.DISABLE_ENV}=0"
+    finally:
+        native._load.cache_clear()
 
 
 def test_splitting_the_instances_into_steps_changes_no_bit():

@@ -15,7 +15,9 @@ the lock records host, process id and a random token and is created with O_CREAT
 holder refreshes its modification time every LOCK_HEARTBEAT_S.  A lock is stale when its holder
 is a dead process on this host, or when its heartbeat is older than LOCK_STALE_S (a holder on
 another host that died or lost the file system); a stale lock is broken under a second
-O_EXCL file, so two contenders cannot both break it.
+O_EXCL file, so two contenders cannot both break it.  grid.json itself is rewritten under the
+same kind of lock (DIR/.grid.lock), merged with the points on disk at that moment, so two sweeps
+started into one DIR keep each other's points.
 
 DLN points are trained in stacks (gpu_check.fast_dln): by the moment route (none, bn, l2) or the
 batched route (noisy-bn, l1, linf; from MIN_STACK points); every other point is a separate run
@@ -41,6 +43,10 @@ from gpu_check.config import (NORMS, PRESETS, ConfigError, RunConfig, check_lear
 GRID_FILE = "grid.json"
 GRID_FORMAT = 1
 LOCK_FILE = ".lock"
+# Held while grid.json is read, merged and rewritten: two sweeps with the same options into one
+# DIR (two machines of a cluster, or a second invocation for more seeds) each add their points
+# to what is on disk at that moment, so neither drops the other's.
+GRID_LOCK_FILE = ".grid.lock"
 LOCK_HEARTBEAT_S = 10.0
 # A live holder refreshes its lock every LOCK_HEARTBEAT_S; 12 missed heartbeats (and a clock
 # skew between hosts well under a minute) mean the holder is gone.
@@ -193,7 +199,7 @@ def check_out(grid: Grid, out: str) -> list:
         raise GridError(f"--out {out!r} is a file, not a directory")
     path = os.path.join(out, GRID_FILE)
     if not os.path.isfile(path):
-        if os.path.isdir(out) and os.listdir(out):
+        if os.path.isdir(out) and set(os.listdir(out)) - {GRID_LOCK_FILE, GRID_LOCK_FILE + ".break"}:
             raise GridError(f"--out {out!r} is not empty and holds no {GRID_FILE}: choose an empty or new directory")
         return []
     try:
@@ -213,15 +219,33 @@ def check_out(grid: Grid, out: str) -> list:
     return old.get("points", [])
 
 
+def _points_on_disk(out: str) -> list:
+    try:
+        with open(os.path.join(out, GRID_FILE), encoding="utf-8") as f:
+            return json.load(f).get("points", [])
+    except FileNotFoundError:
+        return []
+    except (OSError, json.JSONDecodeError) as e:
+        raise GridError(f"{os.path.join(out, GRID_FILE)} cannot be read: {e}") from None
+
+
 def write_grid(grid: Grid, out: str, earlier: list, command: list) -> None:
     """DIR/grid.json: the grid's axes and options, and every point ever run in DIR (earlier
-    invocations may have run other points with the same options)."""
+    invocations may have run other points with the same options).  Under DIR/.grid.lock the
+    points are merged with those on disk at the moment of writing, so a sweep that started
+    meanwhile (and read grid.json before this one wrote it) loses none of its points."""
     d = grid.to_dict()
     names = {p["dir"] for p in d["points"]}
-    d["points"] = [p for p in earlier if p["dir"] not in names] + d["points"]
-    d["command"] = command
     os.makedirs(out, exist_ok=True)
-    records.atomic_write_json(os.path.join(out, GRID_FILE), d)
+    with RunLock(out, name=GRID_LOCK_FILE):
+        kept, seen = [], set(names)
+        for p in _points_on_disk(out) + list(earlier):
+            if p["dir"] not in seen:
+                kept.append(p)
+                seen.add(p["dir"])
+        d["points"] = kept + d["points"]
+        d["command"] = command
+        records.atomic_write_json(os.path.join(out, GRID_FILE), d)
 
 
 def grid_run_dirs(path: str) -> list:
@@ -283,8 +307,8 @@ class RunLock:
     keeps it for longer than ``wait_s``."""
 
     def __init__(self, run_dir: str, wait_s: float = LOCK_STALE_S + LOCK_HEARTBEAT_S,
-                 heartbeat_s: float = LOCK_HEARTBEAT_S, stale_s: float = LOCK_STALE_S):
-        self.path = os.path.join(run_dir, LOCK_FILE)
+                 heartbeat_s: float = LOCK_HEARTBEAT_S, stale_s: float = LOCK_STALE_S, name: str = LOCK_FILE):
+        self.path = os.path.join(run_dir, name)
         self.wait_s, self.heartbeat_s, self.stale_s = wait_s, heartbeat_s, stale_s
         self.token = secrets.token_hex(8)
         self._stop = threading.Event()

@@ -81,6 +81,37 @@ def test_an_out_with_another_grids_options_is_refused_and_one_with_the_same_is_e
         G.check_out(g, str(tmp_path / "other"))
 
 
+def test_two_sweeps_that_read_the_grid_before_either_wrote_it_keep_both_their_points(tmp_path):
+    # the interleaving of two concurrent invocations into one DIR (say seeds 0 and 1 started on
+    # two machines): both check_out before either writes; the later write once dropped the
+    # earlier one's point, because each wrote what it had read plus its own
+    out = str(tmp_path / "g")
+    first = G.make_grid(["smoke"], ["bn"], [1e-3], [0], {"steps": 3})
+    second = G.make_grid(["smoke"], ["bn"], [1e-3], [1], {"steps": 3})
+    earlier_first, earlier_second = G.check_out(first, out), G.check_out(second, out)
+    G.write_grid(first, out, earlier_first, ["cmd"])
+    G.write_grid(second, out, earlier_second, ["cmd"])
+    with open(os.path.join(out, G.GRID_FILE)) as f:
+        assert [p["dir"] for p in json.load(f)["points"]] == ["smoke/bn/lr1e-3/seed0", "smoke/bn/lr1e-3/seed1"]
+    assert not os.path.exists(os.path.join(out, G.GRID_LOCK_FILE))      # released
+
+
+def test_the_grid_lock_is_held_while_grid_json_is_rewritten(tmp_path, monkeypatch):
+    out = str(tmp_path / "g")
+    held = []
+    real = G.records.atomic_write_json
+    monkeypatch.setattr(G.records, "atomic_write_json",
+                        lambda path, d: (held.append(os.path.exists(os.path.join(out, G.GRID_LOCK_FILE))),
+                                         real(path, d)))
+    G.write_grid(G.make_grid(["smoke"], ["bn"], [1e-3], [0], {"steps": 3}), out, [], ["cmd"])
+    assert held == [True]
+    # a first invocation that finds only another's grid lock in DIR is not told DIR is not empty
+    other = str(tmp_path / "h")
+    os.makedirs(other)
+    open(os.path.join(other, G.GRID_LOCK_FILE), "w").close()
+    assert G.check_out(G.make_grid(["smoke"], ["bn"], [1e-3], [0], {"steps": 3}), other) == []
+
+
 def test_toml_grid_file(tmp_path):
     f = tmp_path / "g.toml"
     f.write_text('preset = "smoke"\nnorm = ["none", "bn"]\nlr = [1e-3]\nseed = [0, 1]\n[options]\nsteps = 3\n')

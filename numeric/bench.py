@@ -16,8 +16,8 @@ Two cases, per instance, at each batch size m:
   machine compiles it (the machine line says which); ``numpy_pass_us`` times the NumPy pass on
   the same instances.
 
-Both sides run on the same float64 instances in one process; each timing is the best of a few
-repeats divided by the number of instances.  The results are compared (max relative difference)
+Both sides run on the same float64 instances in one process; each timing is the least time of one
+call over at least REPEATS calls and MIN_TIMED_S of CPU time, divided by the number of instances.  The results are compared (max relative difference)
 before any time is reported.  Timed on the 2-core CPU of this project's machine; OpenBLAS is
 pinned to one thread (see theory.report) and so is torch.  Times are the CPU time of the process
 (time.process_time, all its threads, user and system): the machine is shared with other jobs

@@ -51,6 +51,7 @@ class Probe:
         self.core = ModelProbe(model, channels, seed, names=names, network=network, stream=stream, dtype=dtype)
         self.out, self.writer, self.seconds, self.count, self.last_seconds = out, None, 0.0, 0, 0.0
         self._described = False
+        self._attached = time.perf_counter()   # the user's run, as far as the probe sees it
         if out is not None:
             self._open(os.fspath(out), model, seed, dtype)
 
@@ -108,10 +109,18 @@ class Probe:
         self.count += 1
         return rows
 
+    def share(self) -> float:
+        """The probes' share of the wall time since attach: probe seconds / seconds since attach
+        (the issue's measure of what probing costs a run; gpu_check.probe_bench predicts it)."""
+        elapsed = time.perf_counter() - self._attached
+        return self.seconds / elapsed if elapsed > 0 else 0.0
+
     def close(self) -> None:
         if self.writer is not None:
+            wall = time.perf_counter() - self._attached
             self.writer.write(records.EVENTS, [{"event": "close", "time": time.time(), "probes": self.count,
-                                                "probe_seconds": self.seconds}])
+                                                "probe_seconds": self.seconds, "wall_seconds": wall,
+                                                "probe_share": self.seconds / wall if wall > 0 else 0.0}])
             self.writer.close()
             self.writer = None
 

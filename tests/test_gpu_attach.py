@@ -6,6 +6,7 @@ import json
 import os
 import random
 import subprocess
+import time
 import sys
 
 import numpy as np
@@ -198,6 +199,11 @@ def test_the_run_directory_records_format_version_git_revision_model_and_probe_c
     assert [s["layer"] for s in probes[0]["sites"]] == ["bn1", "bn2"]
     assert set(probes[0]["site_seconds"]) == {"bn1", "bn2"} and all(v > 0 for v in probes[0]["site_seconds"].values())
     assert events[0]["event"] == "start" and events[-1]["event"] == "close"
+    # what probing cost this run: the probes' seconds over the wall seconds from attach to close
+    close = events[-1]
+    assert close["probe_seconds"] == pytest.approx(sum(e["seconds"] for e in probes))
+    assert close["wall_seconds"] > close["probe_seconds"] > 0
+    assert close["probe_share"] == pytest.approx(close["probe_seconds"] / close["wall_seconds"])
     steps = {p["step"] for p in records.read_jsonl(os.path.join(run_dir, records.PROBES))}
     assert steps == {0, 2}
 
@@ -316,6 +322,18 @@ def test_an_eval_mode_model_a_non_scalar_or_non_finite_loss_and_a_closure_callin
     assert probe.step(1, lambda m: F.mse_loss(m(x), t))     # and it still probes afterwards
     probe.close()
     assert model.bn1.num_batches_tracked.item() == 0        # the refused closures moved nothing
+
+
+def test_the_share_is_the_probes_seconds_over_the_seconds_since_attach(tmp_path):
+    x, t = vector_data()
+    probe = gpu_check.attach(MLP(), out=str(tmp_path / "r"), every=1)
+    assert probe.share() == 0.0                               # nothing probed yet
+    probe.step(0, lambda m: F.mse_loss(m(x), t))
+    first = probe.share()
+    assert 0.0 < first <= 1.0
+    time.sleep(0.2)                                           # training time without probes ...
+    assert probe.share() < first                              # ... lowers the share
+    probe.close()
 
 
 def test_probe_step_returns_at_once_when_not_due(tmp_path):

@@ -156,6 +156,23 @@ def test_without_a_working_compiler_the_status_says_numpy_and_why(monkeypatch, t
         native._load.cache_clear()
 
 
+def test_a_library_built_for_one_cpu_is_never_loaded_on_another(monkeypatch, tmp_path):
+    # -march=native code on a CPU without those instructions dies with SIGILL; a cache in a home
+    # directory shared by a cluster's machines must key the library by the CPU it was built for
+    require_native()
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    built = []
+    for cpu in ("cpu A: flags avx2", "cpu B: flags avx512f"):
+        monkeypatch.setattr(native, "_cpu_identity", lambda cpu=cpu: cpu)
+        native._load.cache_clear()
+        try:
+            assert native.status().startswith("native C")
+        finally:
+            native._load.cache_clear()
+        built.append(sorted(p.name for p in tmp_path.iterdir()))
+    assert len(built[0]) == 1 and len(built[1]) == 2 and built[0][0] in built[1]
+
+
 def test_splitting_the_instances_into_steps_changes_no_bit():
     args = draw(2, 9, 40)
     whole = one_pass.quadratic_head_hessian_forms(*args, row_block=16)

@@ -10,7 +10,7 @@ Compiled with the machine's C compiler ($CC, else cc, gcc or clang) at -O3 -marc
 keeps IEEE semantics, so NaN and Inf propagate as in the NumPy pass, and only the order of the
 float64 sums differs (the tests bound the difference by float64 rounding).  The shared library
 is cached under $BNVERIFY_CACHE (default ~/.cache/bnverify/native), keyed by a hash of the
-source, the compiler's version line and the flags, and written atomically (a temporary file
+source, the compiler's version line, the CPU's model and feature flags, and the compile flags, and written atomically (a temporary file
 renamed into place), so concurrent first uses do not see a half-written library.
 
 Where no compiler works, or BNVERIFY_NATIVE=0, :func:`gram_pass` returns None and the caller
@@ -53,6 +53,20 @@ def _cache_dir() -> Path:
     return base / "bnverify" / "native"
 
 
+def _cpu_identity() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags (Linux), else what
+    platform says.  In the cache key, so that a home directory shared by a cluster's machines
+    never hands one machine a library built for another's instruction set (SIGILL)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        if lines:
+            return "".join(sorted(set(lines)))
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
 def _version_line(compiler: str) -> str:
     try:
         out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
@@ -91,7 +105,7 @@ def _load():
     version = _version_line(compiler)
     reasons = []
     for flags in FLAG_SETS:
-        key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, platform.machine(), *flags])
+        key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, _cpu_identity(), *flags])
                              .encode()).hexdigest()[:16]
         target = _cache_dir() / f"gram_pass-{key}.so"
         try:

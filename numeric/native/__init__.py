@@ -41,15 +41,19 @@ COMPILE_TIMEOUT_S = 120
 
 def _compiler() -> Optional[str]:
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+        path = shutil.which(name) if name else None
+        if path:
+            return path
     return None
 
 
 def _cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:                 # no home directory to be found (a bare service account)
+        base = Path(tempfile.gettempdir()) / f"bnverify-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     return base / "bnverify" / "native"
 
 

@@ -74,3 +74,57 @@ def test_exact_equality_test_rejects_a_wrong_jacobian():
     wrong[0, 1] += S.gamma / (3 * S.sigma) * calc.y_hat[0] * calc.y_hat[1] / 3  # off by a y_hat term
     assert not derive.matrices_agree(calc.jacobian, wrong, calc)
     assert not derive.vanishes(S.sigma - sp.sqrt(calc.variance) * 2, calc)
+
+
+def _general_path(monkeypatch):
+    """vanishes() with its polynomial-ring path refused, so that it takes the expression path."""
+    def refuse(expr, calc):
+        raise derive.NotAMonomialFraction("refused by the test")
+    monkeypatch.setattr(derive, "_vanishes_in_polynomial_ring", refuse)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("with_epsilon", [False, True])
+def test_the_polynomial_ring_path_decides_as_the_expression_path(size, with_epsilon, monkeypatch):
+    import sympy as sp
+    from theory.ops import SympyOps
+    ops, calc = SympyOps(), derive.derive_calculus(size, with_epsilon)
+    m = sp.Integer(size)
+    curvature = bn.hessian_bn_matrix(ops, sp.zeros(size, size), calc.g, calc.y_hat, S.sigma, S.gamma, m)
+    jacobian = bn.jacobian_z_y(ops, calc.y_hat, S.sigma, S.gamma, m)
+    zero = [a - b for a, b in zip(calc.curvature, curvature)] + [a - b for a, b in zip(calc.jacobian, jacobian)]
+    # off by a term of the same kind (a monomial over a power of sigma), or by sigma^2 - Var (zero)
+    off = [e + S.gamma * calc.y[0] * calc.g[-1] / (m * S.sigma**3) for e in zero[:4]]
+    relation = [e * S.gamma + calc.sigma_relation * calc.y[-1] / S.sigma for e in zero[:4]]
+    cases = zero + off + relation
+    ring = [derive._vanishes_in_polynomial_ring(e, calc) for e in cases]
+    _general_path(monkeypatch)
+    assert ring == [derive.vanishes(e, calc) for e in cases]
+    assert ring == [True] * len(zero) + [False] * len(off) + [True] * len(relation)
+
+
+def test_a_denominator_of_two_terms_or_a_radical_is_left_to_the_expression_path():
+    import sympy as sp
+    calc = derive.derive_calculus(2, True)
+    y1, y2 = calc.y
+    quotient = (y1**2 - y2**2) / (y1 + y2) - (y1 - y2)                 # zero, over y1 + y2
+    for expr in (quotient, sp.sqrt(2) * S.sigma + y1):
+        with pytest.raises(derive.NotAMonomialFraction):
+            derive._vanishes_in_polynomial_ring(expr, calc)
+    assert derive.vanishes(quotient, calc)
+    assert not derive.vanishes(quotient + S.gamma / S.sigma, calc)
+    assert derive.vanishes(sp.sqrt(2) * (S.sigma**2 - calc.variance - S.eps), calc)
+    assert not derive.vanishes(sp.sqrt(2) * S.sigma + y1, calc)
+
+
+@pytest.mark.parametrize("path", ["ring", "expression"])
+def test_at_eps_0_and_m_2_where_the_relation_factors_sigma_is_still_not_a_polynomial_in_y(path, monkeypatch):
+    """sigma^2 - Var = (sigma - s)(sigma + s) with s = (y1 - y2)/2 at eps = 0, m = 2: sigma = |s|
+    on the batches, so sigma - s does not vanish on every batch, and (sigma - s)(sigma + s) does."""
+    calc = derive.derive_calculus(2, False)
+    s = (calc.y[0] - calc.y[1]) / 2
+    if path == "expression":
+        _general_path(monkeypatch)
+    assert not derive.vanishes(S.sigma - s, calc)
+    assert not derive.vanishes((S.sigma - s) / S.sigma**2, calc)
+    assert derive.vanishes((S.sigma - s) * (S.sigma + s) / S.sigma, calc)

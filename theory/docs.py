@@ -6,7 +6,7 @@
 
 Everything written is a function of the registry and the SymPy layer; nothing is typed by hand.
 The symbolic verdicts are cached in theory/data so that `python -m theory.report` does not redo
-the ~1 minute of SymPy work; tests/test_docs_fresh.py fails when the cache or a document is stale.
+the ~40 s of SymPy work; tests/test_docs_fresh.py fails when the cache or a document is stale.
 """
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def _quiet(message: str) -> None:
 
 def outputs(progress=_quiet) -> dict:
     """{path: text} of every generated file; ``progress(message)`` before each slow step."""
-    progress("symbolic verdicts of every variant (about a minute without the cache)")
+    progress("symbolic verdicts of every variant (about 40 s without the cache)")
     verdicts = symbolic_verdicts()
     files = {}
     for i, s in enumerate(STATEMENTS, 1):

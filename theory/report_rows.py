@@ -45,7 +45,7 @@ class Agreement(str, Enum):
 class SymbolicSource(str, Enum):
     """Where the symbolic column comes from (``--symbolic``)."""
     CACHED = "cached"    # theory/data/symbolic_verdicts.json, written by python -m theory.docs
-    LIVE = "live"        # recomputed by theory.verdicts (about a minute of SymPy)
+    LIVE = "live"        # recomputed by theory.verdicts (about 40 s of SymPy)
     OFF = "off"          # not consulted: every row says UNDETERMINED, with that reason
 
     def __str__(self) -> str:

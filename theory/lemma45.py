@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
@@ -115,19 +116,28 @@ def exact_optima(X, t) -> ToyOptima:
 def exact_quantities(X, t, W0) -> Quantities:
     """The toy model's quantities, exactly.  ``bn_grad_at_w_star`` is absent where W* X is constant
     (BatchNorm is undefined there); ``gram_condition`` is 1 (exact arithmetic has no rounding to scale)."""
-    opt = exact_optima(X, t)
-    W0 = sp.Matrix(W0)
+    X, t, W0 = sp.Matrix(X), sp.Matrix(t), sp.Matrix(W0)
+    direction, of_the_data = _quantities_of_the_data(X.shape, tuple(X), tuple(t))
+    return Quantities(EXACT_OPS, dict(
+        of_the_data, W0=W0, bn_opt_dist_sq=distance_sq_to_bn_optima(EXACT_OPS, W0, direction)))
+
+
+@lru_cache(maxsize=None)
+def _quantities_of_the_data(shape, X_entries, t_entries) -> tuple:
+    """(BN optimum direction, the quantities that do not depend on W_0) of one data set, cached:
+    exact_verdicts evaluates every instance of the exhaustive range at several W_0 and for every
+    variant of Lemma 4.5.  The values are SymPy matrices and numbers that no caller modifies."""
+    opt = exact_optima(sp.Matrix(*shape, X_entries), list(t_entries))
     n = opt.X.shape[0]
     y_star = opt.X * opt.W_star
     grad = None
     if any(e != y_star[0] for e in y_star):
         grad = bn_gradient_at_standard_optimum(EXACT_OPS, opt.X, opt.t, n, opt.W_star).applyfunc(sp.radsimp)
-    return Quantities(EXACT_OPS, dict(
-        W0=W0, W_star=opt.W_star,
+    return opt.bn_direction, dict(
+        W_star=opt.W_star,
         W_star_bias=standard_optimum_with_bias(EXACT_OPS, opt.X, opt.t),
         W_star_centred=standard_optimum_centred_inputs(EXACT_OPS, opt.X, opt.t, n),
-        bn_opt_dist_sq=distance_sq_to_bn_optima(EXACT_OPS, W0, opt.bn_direction),
-        bn_grad_at_w_star=grad, bn_grad_scale=sp.Integer(1), gram_condition=sp.Integer(1)))
+        bn_grad_at_w_star=grad, bn_grad_scale=sp.Integer(1), gram_condition=sp.Integer(1))
 
 
 @dataclass(frozen=True)
@@ -146,10 +156,13 @@ class Counterexample:
                 "bn_optimum_direction": list(self.bn_direction), "lhs": self.lhs, "rhs": self.rhs}
 
 
-def small_instances():
+@lru_cache(maxsize=1)
+def small_instances() -> tuple:
     """(X, t, optima) of the exhaustive range, in order of growing integer size: X over 3 x 2 matrices
     with entries in {0, 1}, t over {0, 1}^3; models without unique optima, or with W* = 0 (where
-    BatchNorm of W* X is undefined), are left out."""
+    BatchNorm of W* X is undefined), are left out.  Computed once (a tuple, which no caller modifies):
+    every variant of Lemma 4.5 and every W_0 runs over the same range."""
+    out = []
     for entries in itertools.product((0, 1), repeat=6):
         X = sp.Matrix(3, 2, entries)
         for targets in itertools.product((0, 1), repeat=3):
@@ -159,7 +172,8 @@ def small_instances():
                 continue
             if all(e == 0 for e in opt.W_star):
                 continue
-            yield X, targets, opt
+            out.append((X, targets, opt))
+    return tuple(out)
 
 
 def exact_verdicts(variant, W0_of=lambda opt: opt.W_star):

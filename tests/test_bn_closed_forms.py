@@ -115,6 +115,10 @@ def test_a_denominator_of_two_terms_or_a_radical_is_left_to_the_expression_path(
     assert not derive.vanishes(quotient + S.gamma / S.sigma, calc)
     assert derive.vanishes(sp.sqrt(2) * (S.sigma**2 - calc.variance - S.eps), calc)
     assert not derive.vanishes(sp.sqrt(2) * S.sigma + y1, calc)
+    # a denominator with a coefficient, which SymPy's evaluation would have split off
+    half_over_y1 = sp.Pow(sp.Mul(2, y1, evaluate=False), -1, evaluate=False)
+    assert derive._vanishes_in_polynomial_ring(half_over_y1 + S.sigma - 1 / (2 * y1) - S.sigma, calc)
+    assert not derive._vanishes_in_polynomial_ring(half_over_y1 + S.sigma / y2 - 1 / y1, calc)
 
 
 @pytest.mark.parametrize("path", ["ring", "expression"])
@@ -128,3 +132,38 @@ def test_at_eps_0_and_m_2_where_the_relation_factors_sigma_is_still_not_a_polyno
     assert not derive.vanishes(S.sigma - s, calc)
     assert not derive.vanishes((S.sigma - s) / S.sigma**2, calc)
     assert derive.vanishes((S.sigma - s) * (S.sigma + s) / S.sigma, calc)
+
+
+def _random_monomial_fractions():
+    """Sums of rational multiples of monomials in y1..y3, g1, gamma, eps and sigma, each variable
+    with an exponent in -2..2 (so every denominator is a monomial), optionally plus a polynomial
+    multiple of the relation sigma^2 - Var - eps (which changes nothing on a batch)."""
+    from hypothesis import strategies as st
+    import sympy as sp
+    calc = derive.derive_calculus(3, True)
+    variables = list(calc.y) + [calc.g[0], S.gamma, S.eps, S.sigma]
+    monomial = st.tuples(st.integers(-5, 5), st.integers(1, 4),
+                         st.lists(st.integers(-2, 2), min_size=len(variables), max_size=len(variables)))
+    terms = st.lists(monomial, min_size=1, max_size=5)
+    as_expr = lambda ts: sp.Add(*(sp.Rational(p, q) * sp.Mul(*(v**e for v, e in zip(variables, es)))  # noqa: E731
+                                  for p, q, es in ts))
+    return st.tuples(terms, st.lists(monomial, max_size=3)).map(
+        lambda pair: (as_expr(pair[0]), as_expr(pair[1]) * calc.sigma_relation if pair[1] else sp.Integer(0)))
+
+
+def test_the_two_paths_agree_on_random_monomial_fractions_and_a_multiple_of_the_relation_changes_nothing(monkeypatch):
+    from hypothesis import given, settings
+    calc = derive.derive_calculus(3, True)
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None)
+    @given(_random_monomial_fractions())
+    def check(case):
+        expr, multiple = case
+        ring = derive._vanishes_in_polynomial_ring(expr, calc)
+        assert derive._vanishes_in_polynomial_ring(expr + multiple, calc) == ring
+        assert derive._vanishes_in_polynomial_ring(multiple, calc)          # a vanishing case every time
+        with monkeypatch.context() as patched:
+            _general_path(patched)
+            assert derive.vanishes(expr + multiple, calc) == ring
+            assert derive.vanishes(multiple, calc)
+    check()

@@ -15,7 +15,11 @@ For each model, measured in this process on one torch thread (as the runs train)
   layers near the input cost the most, their products run through the whole network);
 * ``share`` = probe time / run time of the preset's schedule (probes at every ``probe_every``
   steps and at the last), estimated from the two measured times:
-  n_probes probe_s / (steps step_s + n_probes probe_s).
+  n_probes probe_s / (steps step_s + n_probes probe_s);
+* what the runs' budget (gpu_check.train.PROBE_BUDGET, 5%) asks of the same two times:
+  ``probe_s_within_budget``, the longest probe that keeps the preset's schedule within it, and
+  ``every_within_budget``, the shortest probe interval that keeps today's probe within it (None
+  when even probes at the first and last step alone exceed it).
 
 ``dln-paper`` and ``vgg-cpu`` are the presets' networks at their probe intervals and channel
 counts; ``resnet`` is a ResNet-style CIFAR network (BatchNorm2d after bias-free convolutions,
@@ -37,6 +41,9 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -44,6 +51,7 @@ import torch.nn.functional as F
 
 from gpu_check.config import PRESETS, ConfigError, preset
 from gpu_check.probes import ProbeError
+from gpu_check.train import PROBE_BUDGET
 from theory import cli
 
 MODELS = ("dln-paper", "vgg-cpu", "resnet")
@@ -65,6 +73,8 @@ class ProbeCost:
     steps: int
     share: float
     per_site_channel_s: dict     # layer -> its seconds per probed channel (last probe)
+    probe_s_within_budget: float       # the longest probe that keeps this schedule within the budget
+    every_within_budget: Optional[int]  # the shortest interval that keeps this probe within it
 
 
 class ResNetStyle(nn.Module):
@@ -123,6 +133,32 @@ def _setup(name: str):
     return net.model, net.optimizer, x, t, net.model.loss, probe_of(config, network, net.model), config
 
 
+def probes_per_run(steps: int, every):
+    """Probes of a run of ``steps`` steps that probes at every ``every`` steps and at the last
+    (gpu_check.train's schedule: steps 0, every, 2 every, ... and ``steps``); ``every`` may be an
+    array of intervals."""
+    return steps // every + 1 + (steps % every != 0)
+
+
+def estimated_share(steps: int, step_s: float, probe_s: float, n_probes):
+    """The probes' share of a run's time: n_probes probe_s / (steps step_s + n_probes probe_s)."""
+    return n_probes * probe_s / (steps * step_s + n_probes * probe_s)
+
+
+def probe_seconds_within(budget: float, steps: int, step_s: float, n_probes: int) -> float:
+    """The longest probe whose ``n_probes`` probes keep the share within ``budget``:
+    n p / (S s + n p) <= b  <=>  p <= b / (1 - b) S s / n."""
+    return budget / (1 - budget) * steps * step_s / n_probes
+
+
+def interval_within(budget: float, steps: int, step_s: float, probe_s: float) -> Optional[int]:
+    """The shortest probe interval (1 .. steps) whose schedule keeps the share within ``budget``,
+    or None when none does (the first and last probe alone exceed it)."""
+    every = np.arange(1, steps + 1)
+    within = np.flatnonzero(estimated_share(steps, step_s, probe_s, probes_per_run(steps, every)) <= budget)
+    return int(every[within[0]]) if within.size else None
+
+
 def measure_cost(name: str, repeats: int) -> ProbeCost:
     """``repeats`` rounds, each STEP_SAMPLES training steps then one probe, so both times see the
     machine's load of the same moment; medians over the rounds, after one warm-up round."""
@@ -147,12 +183,13 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
     step_s, probe_s = statistics.median(step_times), statistics.median(probe_times)
     sites = len(probe.core.sites_seen)
     channels = max(len(c) for c in probe.core.channels.values())
-    n_probes = len(set(range(0, config.steps + 1, config.probe_every)) | {config.steps})
-    run_s = config.steps * step_s + n_probes * probe_s
+    n_probes = probes_per_run(config.steps, config.probe_every)
     per_site = {layer: sec / len(probe.core.channels[layer.split("#")[0]])
                 for layer, sec in probe.core.site_seconds.items()}
     return ProbeCost(name, sites, channels, step_s, probe_s, probe_s / (sites * channels), n_probes,
-                     config.steps, n_probes * probe_s / run_s, per_site)
+                     config.steps, estimated_share(config.steps, step_s, probe_s, n_probes), per_site,
+                     probe_seconds_within(PROBE_BUDGET, config.steps, step_s, n_probes),
+                     interval_within(PROBE_BUDGET, config.steps, step_s, probe_s))
 
 
 def measured_run_share(preset_name: str, out: str) -> dict:
@@ -172,6 +209,13 @@ def describe(costs, run=None) -> str:
     for c in costs:
         lines.append(f"{c.model:10s} {c.sites:5d} {c.channels:3d} {1e3 * c.step_s:8.2f} {c.probe_s:8.3f} "
                      f"{c.per_layer_channel_s:10.4f} {c.probes_per_run:6d} {c.steps:6d} {100 * c.share:5.1f}%")
+    for c in costs:
+        every = (f"the shortest probe interval within it is {c.every_within_budget} steps" if c.every_within_budget
+                 else "no probe interval keeps this probe within it: the probes at the first and last step alone "
+                 f"take {100 * float(estimated_share(c.steps, c.step_s, c.probe_s, 2)):.1f}%")
+        lines.append(f"{c.model}: within the {100 * PROBE_BUDGET:.0f}% budget, a probe of this schedule "
+                     f"({c.probes_per_run} probes) may take {c.probe_s_within_budget:.3f} s "
+                     f"({c.probe_s / c.probe_s_within_budget:.1f}x less than now); {every}")
     for c in costs:
         lines.append(f"{c.model}: seconds per channel at each BatchNorm layer, input side first: "
                      + ", ".join(f"{k} {v:.3f}" for k, v in c.per_site_channel_s.items()))

@@ -419,3 +419,22 @@ def test_a_custom_module_implementing_the_protocol_is_probed_at_its_batchnorm_ma
     assert len(exact) == 6 and {r["layer"] for r in exact} == {"1"}
     assert all(r["verdict"] == "equality" for r in exact)
     assert model[1].probe_site is None                   # the user's module is not hooked
+
+
+def test_the_benchmark_schedule_and_budget_arithmetic_on_hand_checked_numbers():
+    from gpu_check import probe_bench as pb
+
+    # probes at 0, 2500, 5000, 7500, 10000; at 0, 3000, 6000, 9000 and the last step 10000
+    assert pb.probes_per_run(10_000, 2500) == 5 and pb.probes_per_run(10_000, 3000) == 5
+    assert pb.probes_per_run(10_000, 10_000) == 2 and pb.probes_per_run(12, 4) == 4
+    assert list(pb.probes_per_run(10, np.array([1, 3, 10]))) == [11, 5, 2]
+    # 100 steps of 1 s and 2 probes of 2.5 s: 5 / 105
+    assert pb.estimated_share(100, 1.0, 2.5, 2) == pytest.approx(5 / 105)
+    # the longest probe is the one whose share is exactly the budget
+    p = pb.probe_seconds_within(0.05, 10_000, 0.0087, 5)
+    assert pb.estimated_share(10_000, 0.0087, p, 5) == pytest.approx(0.05)
+    # 100 steps of 1 s, probes of 1 s: every 20 gives 6 probes (6/106 > 5%), every 21 gives
+    # 0, 21, 42, 63, 84, 100 (6 as well), every 25 gives 5 (5/105 = 4.76%), every 24 gives 6
+    assert pb.interval_within(0.05, 100, 1.0, 1.0) == 25
+    # the first and last probe alone (2 x 3 s of 103 s) exceed 5%: no interval
+    assert pb.interval_within(0.05, 100, 1.0, 3.0) is None

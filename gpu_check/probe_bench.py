@@ -210,12 +210,14 @@ def describe(costs, run=None) -> str:
         lines.append(f"{c.model:10s} {c.sites:5d} {c.channels:3d} {1e3 * c.step_s:8.2f} {c.probe_s:8.3f} "
                      f"{c.per_layer_channel_s:10.4f} {c.probes_per_run:6d} {c.steps:6d} {100 * c.share:5.1f}%")
     for c in costs:
+        first_and_last = estimated_share(c.steps, c.step_s, c.probe_s, probes_per_run(c.steps, c.steps))
         every = (f"the shortest probe interval within it is {c.every_within_budget} steps" if c.every_within_budget
                  else "no probe interval keeps this probe within it: the probes at the first and last step alone "
-                 f"take {100 * float(estimated_share(c.steps, c.step_s, c.probe_s, 2)):.1f}%")
+                 f"take {100 * first_and_last:.1f}%")
+        over = c.probe_s / c.probe_s_within_budget
         lines.append(f"{c.model}: within the {100 * PROBE_BUDGET:.0f}% budget, a probe of this schedule "
                      f"({c.probes_per_run} probes) may take {c.probe_s_within_budget:.3f} s "
-                     f"({c.probe_s / c.probe_s_within_budget:.1f}x less than now); {every}")
+                     + (f"({over:.1f}x less than now)" if over > 1 else "(it does)") + f"; {every}")
     for c in costs:
         lines.append(f"{c.model}: seconds per channel at each BatchNorm layer, input side first: "
                      + ", ".join(f"{k} {v:.3f}" for k, v in c.per_site_channel_s.items()))

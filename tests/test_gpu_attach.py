@@ -438,3 +438,8 @@ def test_the_benchmark_schedule_and_budget_arithmetic_on_hand_checked_numbers():
     assert pb.interval_within(0.05, 100, 1.0, 1.0) == 25
     # the first and last probe alone (2 x 3 s of 103 s) exceed 5%: no interval
     assert pb.interval_within(0.05, 100, 1.0, 3.0) is None
+    # ... and the benchmark's lines say it: 2.7x over at 5 probes, and no interval for 2.466 s
+    text = pb.describe([pb.ProbeCost("dln-paper", 24, 6, 0.00853, 2.466, 0.0171, 5, 10_000, 0.126, {},
+                                     pb.probe_seconds_within(0.05, 10_000, 0.00853, 5), None)])
+    assert "may take 0.898 s (2.7x less than now); no probe interval keeps this probe within it: the probes " \
+           "at the first and last step alone take 5.5%" in text

@@ -21,7 +21,7 @@ from fractions import Fraction
 from numeric.check import CheckInputError, check, exact_number
 from theory import cli
 from theory.statements import UnknownStatementError, get
-from theory.vocab import VERDICT_LEGEND
+from theory.report_formats import legend_lines
 
 FORMATS = ("text", "json")
 
@@ -67,9 +67,7 @@ def format_text(results) -> str:
                 lines.append(f"  lhs - rhs = ({', '.join(r.exact['lhs_minus_rhs'])})")
         if r.detail:
             lines.append(f"  note: {r.detail}")
-    lines.append("verdicts:")
-    lines.extend(f"  {v}: {why}" for v, why in VERDICT_LEGEND.items())
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + legend_lines()) + "\n"
 
 
 def main(argv=None) -> int:

@@ -60,7 +60,7 @@ AFTER_PYTHON_EXAMPLE = ("python -m theory.report --trajectory runs/mine",)
 
 _FLOAT = re.compile(r"-?(?:\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+)")
 # A number inside a line: not part of a word or name (thm-4.2, fc01, 8x8)
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w.\-])(-?(?:\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+))(?![\w.])")
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.\-])(" + _FLOAT.pattern + r")(?![\w.])")
 _VERDICTS = ("holds", "equality", "violated", "conditional", "undetermined", "undefined", "n/a",
              "definition")
 _TABLE_ROW = re.compile(r"^\S+\s+\S+\s+(" + "|".join(re.escape(v) for v in _VERDICTS) + r")(\s|$)")

@@ -19,13 +19,24 @@ and a fixed, reproducible sample of its channels j:
             a convolution, so that y_j = X W_.j (+ b_j).  Where no such layer feeds the site, or
             X = 0, lam is absent and the rows of Theorems 4.4 and C.1 say why (``lam_note``).
 
-Each Hessian-vector product is one backward pass of the first-order graph (create_graph) with
-a vector that is zero outside channel j, so the quadratic form is of the channel's m x m block of
-the Hessian, which is never formed (``hessian_products``: H g, H v and H y_hat at z, H_hat v at y,
-four products per channel, the fewest that give these five forms without using an identity the
-registry checks).  The shadow's parameters need no gradient and are frozen; its convolutions run
-with their adjoint as a differentiable backward (``_ConvolutionWithAdjoint``: the same gradient as
-torch's, without the weight term torch's convolution double backward computes and drops).  The measured values then go, in float64, through
+The five Hessian forms come one of two ways, the same exact derivatives rounded differently:
+
+* the chain sweep (gpu_check.chain_forms), when the forward pass is a chain of layers it knows
+  (Linear, Conv, BatchNorm, ReLU, MaxPool, Flatten: the project's DLN and VGG) and the loss reads
+  the chain only through the model's output: the directions g, v, y_hat of each channel (and v at
+  y) are pushed forward through the layers after the site as first-order tangents, and each
+  BatchNorm layer adds its second derivative in closed form, the loss its Hessian by autograd;
+* Hessian-vector products otherwise (any model): each a backward pass of the first-order graph
+  (create_graph) with a vector that is zero outside channel j, so the quadratic form is of the
+  channel's m x m block of the Hessian, which is never formed (``hessian_products``: H g, H v and
+  H y_hat at z, H_hat v at y, four products per channel, the fewest that give these five forms
+  without using an identity the registry checks).  The shadow's convolutions run with their
+  adjoint as a differentiable backward (``_ConvolutionWithAdjoint``: the same gradient as torch's,
+  without the weight term torch's convolution double backward computes and drops).
+
+``ModelProbe.hessian_method`` says which, and why not the sweep; the run's events log records it.
+tests/test_chain_forms.py checks the two against each other on chains of every layer kind the
+sweep knows.  The measured values then go, in float64, through
 numeric.quantities.bn_channel_quantities and theory.evaluate.evaluate_all: every formula is the
 registry's; nothing here restates one.
 
@@ -52,12 +63,12 @@ the rest of the network as a copy, so dL/dy is the gradient through BatchNorm al
 also feeds a skip connection, and an in-place operation after BatchNorm (ReLU(inplace=True))
 cannot overwrite the captured z.  The copies are exact; they exist only in the shadow.
 
-Cost.  Four Hessian-vector products per probed channel, each a backward pass through the
-double-backward graph of everything downstream of the site, so a probe of a depth-L chain costs
-4 x channels x sum over sites of (layers downstream) layer passes: O(L^2) per channel.  Batching
-the products of every site into one pass (each entry's vector at its own site) costs more, not
-less: every entry then runs through all L layers (dln-paper, measured: 0.7-0.8 s per-site vs 1.9-2.1 s
-all sites at once for the same products).  gpu_check.probe_bench measures the cost.
+Cost.  Both ways push four directions per probed channel through every layer after the site,
+so a probe of a depth-L chain costs 4 x channels x sum over sites of (layers downstream) layer
+passes: O(L^2) per channel.  A Hessian-vector product runs a forward and a backward pass of the
+double-backward graph per layer and vector, through autograd's engine; the sweep runs one
+Jacobian-vector product per layer for all of a site's directions at once (K convolutions as one
+matrix product), which is 4-6x faster on the project's networks (gpu_check.probe_bench measures it).
 """
 from __future__ import annotations
 
@@ -67,6 +78,7 @@ import dataclasses
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, runtime_checkable
 
@@ -74,6 +86,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gpu_check.chain_forms import (TANGENT_ELEMENTS, BatchNormPoint, Chain, ChainRecorder, ChainSweep, LossCurvature,
+                                  chain_of, directions, im2col, loss_reads_only, sweep_tolerance)
 from numeric.quantities import bn_channel_quantities
 from theory.bn import BatchNormInputError
 from theory.evaluate import evaluate_all
@@ -81,11 +95,13 @@ from theory.statements import STATEMENTS
 from theory.vocab import Verdict
 
 _CHANNEL_STREAM = 17
-_GRAM_CHUNK = 16          # images per chunk when accumulating the im2col Gram matrix X^T X
+_GRAM_ELEMENTS = 1 << 22  # patch numbers per chunk when accumulating the im2col Gram matrix X^T X (32 MiB)
 # At most this many elements in one batch of Hessian-vector products: 512 KiB of float64 per
 # tensor, so a batch's tensors stay in the cache (dln-paper, CPU time of a probe's products,
 # chunks of 6 vectors 2.25 s vs all 24 of a site at once 3.16 s; chunks of 1 vector 4.57 s).
 _HVP_ELEMENTS = 1 << 16
+# The Hessian forms of a LayerMeasurement, in the order forms_by_* return them.
+HESSIAN_FORMS = ("H_gg", "H_vv", "H_yy", "H_yv", "hess_bn_vv")
 # The quantities that need lambda (Theorems 4.4 and C.1): without lam their variants are not
 # applicable, and the probe says why.
 LAMBDA_QUANTITIES = ("lam", "gW_max", "gW_hat_max")
@@ -244,20 +260,18 @@ def input_matrix_grams(x: torch.Tensor, layer) -> list:
     if isinstance(layer, torch.nn.modules.conv._ConvTransposeNd) or not isinstance(layer, (torch.nn.Conv1d, torch.nn.Conv2d)):
         raise ProbeError(f"{type(layer).__name__}: lambda is measured for Linear, Conv1d and Conv2d layers")
     pad = _conv_padding(layer)
-    k, s, d = tuple(layer.kernel_size), tuple(layer.stride), tuple(layer.dilation)
-    if isinstance(layer, torch.nn.Conv1d):                                     # as a 2-d conv of height 1
-        x, k, s, d, pad = x.unsqueeze(2), (1,) + k, (1,) + s, (1,) + d, (0,) + pad
-    groups, c_in = layer.groups, x.shape[1] // layer.groups
-    grams = []
-    for grp in range(groups):
-        xg = x[:, grp * c_in:(grp + 1) * c_in]
-        dim = c_in * k[0] * k[1]
-        gram = torch.zeros(dim, dim, dtype=torch.float64, device=x.device)
-        for start in range(0, x.shape[0], _GRAM_CHUNK):
-            patches = F.unfold(xg[start:start + _GRAM_CHUNK], k, dilation=d, padding=pad, stride=s)  # (c, dim, L)
-            gram += torch.einsum("cip,cjp->ij", patches, patches)
-        grams.append(gram)
-    return grams
+    k = tuple(layer.kernel_size)
+    groups, n = layer.groups, x.shape[0]
+    spatial = x.shape[2:]
+    # a chunk of samples at a time: its patches, at most _GRAM_ELEMENTS numbers (the batch of im2col)
+    per_chunk = max(1, _GRAM_ELEMENTS // (x.shape[1] * math.prod(k) * math.prod(spatial)))
+    grams = 0
+    for start in range(0, n, per_chunk):
+        part = x[start:start + per_chunk].movedim(0, -1).contiguous()                   # (C_in, *spatial, c)
+        cols = im2col(part, k, pad, tuple(layer.stride), tuple(layer.dilation))
+        rows = cols.reshape(groups, math.prod(cols.shape[:1 + len(k)]) // groups, -1)   # (groups, dim, L c)
+        grams = grams + torch.bmm(rows, rows.transpose(1, 2))                           # (groups, dim, dim)
+    return list(grams)
 
 
 def input_spectral_norms(x: torch.Tensor, layer, channels) -> tuple:
@@ -288,6 +302,7 @@ class Site:
     name: str                 # the layer's name; '#k' is added when it is called more than once
     y: torch.Tensor           # the copy of the input BatchNorm consumed (graph leaf of dL/dy)
     z: torch.Tensor = None    # the BatchNorm output
+    z_out: torch.Tensor = None  # the copy of z the rest of the network receives
     feeder: object = None     # (Linear/Conv module, its input x) when y is that layer's output
     feeder_note: str = ""     # why there is no feeder
 
@@ -361,9 +376,9 @@ class SiteRecorder:
         site = self._pending.pop(id(module), None)
         if site is None:
             return z
-        site.z = z
+        site.z, site.z_out = z, z.clone()
         self.sites.append(site)
-        return z.clone()
+        return site.z_out
 
     def _bn_pre_hook(self, module, args):
         if not self.active:
@@ -448,6 +463,10 @@ def hessian_products(g_full: torch.Tensor, v_full: torch.Tensor, z: torch.Tensor
     one product at a time keeps the memory at one tensor of z's size.
     """
     K, L = z_vectors.shape[0], y_vectors.shape[0]
+    if not (g_full.requires_grad and v_full.requires_grad):    # no graph: the loss is linear after the site
+        yield "z", 0, _products_one_by_one(g_full, z, z_vectors)
+        yield "y", 0, _products_one_by_one(v_full, y, y_vectors)
+        return
     if z.dim() > 2:
         for k, u in enumerate(z_vectors):
             yield "z", k, torch.autograd.grad(g_full, z, grad_outputs=u, retain_graph=True)[0].unsqueeze(0)
@@ -471,6 +490,18 @@ def hessian_products(g_full: torch.Tensor, v_full: torch.Tensor, z: torch.Tensor
                                              retain_graph=True, is_grads_batched=True)
             yield "z", s, at_z[:kz]
             yield "y", 0, at_y[kz:]
+
+
+def _products_one_by_one(gradient: torch.Tensor, at: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """d(gradient)/d(at) applied to each vector (K, *at.shape); 0 where the gradient has no graph
+    or does not depend on ``at`` (its Hessian there is 0)."""
+    out = torch.zeros_like(vectors)
+    if gradient.requires_grad:
+        for k, u in enumerate(vectors):
+            product, = torch.autograd.grad(gradient, at, grad_outputs=u, retain_graph=True, allow_unused=True)
+            if product is not None:
+                out[k] = product
+    return out
 
 
 class _ConvolutionWithAdjoint(torch.autograd.Function):
@@ -559,14 +590,81 @@ def scalar_loss(loss, require_graph: bool = True) -> torch.Tensor:
     return loss.reshape(())
 
 
-def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dict = None) -> tuple:
+def forms_disagreement(a: dict, b: dict) -> float:
+    """The largest difference between two measurements of a site's Hessian forms (HESSIAN_FORMS ->
+    (N,) arrays), each relative to the rounding scale of its kind: the site's largest |form| for a
+    quadratic form, and sqrt(max |H_yy| max |H_vv|) for the bilinear y_hat^T H v.  That is its
+    Cauchy-Schwarz bound where H is positive semi-definite on the two directions; its own size is
+    no scale, for it can be exactly 0 (at a layer that feeds a linear output layer under a squared
+    loss, H is a multiple of the identity on the channel, and y_hat is orthogonal to v)."""
+    size = {k: float(np.max(np.abs(b[k]))) for k in HESSIAN_FORMS}
+    size["H_yv"] = math.sqrt(size["H_yy"] * size["H_vv"])
+    worst = 0.0
+    for k in HESSIAN_FORMS:
+        gap = float(np.max(np.abs(a[k] - b[k])))
+        worst = max(worst, gap / size[k] if size[k] > 0 else (0.0 if gap == 0 else math.inf))
+    return worst
+
+
+def forms_by_hessian_products(site, g_full, v_full, g, v, y_hat, channels) -> tuple:
+    """(H_gg, H_vv, H_yy, H_yv, hess_bn_vv), (n,) each, by Hessian-vector products (any model):
+    H applied to g, v and y_hat (detached, of z's shape) restricted to each channel, and H_hat to
+    v; ``g_full``, ``v_full``: dL/dz and dL/dy with their graphs (create_graph)."""
+    G, V, Y = (channel_vectors(t, channels) for t in (g, v, y_hat))        # (n, *z.shape) each
+    n = G.shape[0]
+    U = torch.cat([G, V, Y])                                               # (3n, *z.shape) H is applied to these
+    partner = torch.cat([G, V, V])                                         # ... and read against these
+    on_z = G.new_zeros(2, 3 * n)                                           # u^T H u, partner^T H u
+    hess_vv = G.new_zeros(n)                                               # v^T H_hat v
+    for kind, k, P in hessian_products(g_full, v_full, site.z, site.y, U, V):
+        if kind == "z":
+            on_z[0, k:k + len(P)] = (U[k:k + len(P)] * P).flatten(1).sum(1)
+            on_z[1, k:k + len(P)] = (partner[k:k + len(P)] * P).flatten(1).sum(1)
+        else:
+            hess_vv[k:k + len(P)] = (V[k:k + len(P)] * P).flatten(1).sum(1)
+    return on_z[0, :n], on_z[0, n:2 * n], on_z[0, 2 * n:], on_z[1, 2 * n:], hess_vv
+
+
+def forms_by_chain_sweep(sweep: ChainSweep, site_index: int, g, v, y_hat, channels) -> tuple:
+    """(H_gg, H_vv, H_yy, H_yv, hess_bn_vv), (n,) each, by the chain sweep
+    (gpu_check.chain_forms): the same forms, in groups of channels whose tangents fit
+    TANGENT_ELEMENTS."""
+    n = len(channels)
+    per_group = max(1, TANGENT_ELEMENTS // (4 * sweep.widest))
+    out = g.new_zeros(5, n)
+    for s in range(0, n, per_group):
+        chans = torch.as_tensor(channels[s:s + per_group], device=g.device)
+        K = len(chans)
+        k = torch.arange(K, device=g.device)
+        z_pairs = torch.stack([torch.cat([k, K + k, 2 * K + k, 2 * K + k]),       # (g,g) (v,v) (y_hat,y_hat) (y_hat,v)
+                               torch.cat([k, K + k, 2 * K + k, K + k])], 1)
+        on_z, on_y = sweep.site_forms(site_index, directions([g, v, y_hat], chans), directions([v], chans),
+                                      z_pairs, torch.stack([k, k], 1), chans)
+        out[:4, s:s + K] = on_z.view(4, K)
+        out[4, s:s + K] = on_y
+    return tuple(out)
+
+
+def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dict = None,
+                  chain: Chain = None) -> tuple:
     """Every site's LayerMeasurement.  ``channels``: layer name (without '#k') -> channel indices.
     Returns (measurements, errors) with errors = [(site name, why)] for sites the loss does not reach.
-    ``seconds``, when a dict, receives each site's wall time (its Hessian-vector products and lambda)."""
+    ``seconds``, when a dict, receives each site's wall time (its Hessian forms and lambda).
+    With a ``chain`` (gpu_check.chain_forms.chain_of of this forward pass) the Hessian forms come
+    from the chain sweep, otherwise from Hessian-vector products."""
     zs = [s.z for s in sites]
     ys = [s.y for s in sites]
-    grads = torch.autograd.grad(loss, zs + ys, create_graph=True, allow_unused=True)
+    sweep = None
+    if chain is None:
+        grads = torch.autograd.grad(loss, zs + ys, create_graph=True, allow_unused=True)
+    else:
+        curvature = LossCurvature.of(loss, chain.output)
+        grads = torch.autograd.grad(loss, zs + ys, retain_graph=True, allow_unused=True)
     gz, gy = grads[:len(sites)], grads[len(sites):]
+    if chain is not None:
+        sweep = ChainSweep(chain, sites, [None if g is None else
+                                          BatchNormPoint.at(s.y.detach(), g.detach(), *affine_parameters(s.module)[::2])
+                                          for s, g in zip(sites, gz)], curvature)
     out, errors = [], []
     for i, (site, name) in enumerate(zip(sites, names)):
         if gz[i] is None or gy[i] is None:
@@ -574,23 +672,13 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dic
             continue
         t0 = time.perf_counter()
         chans = [int(c) for c in channels[site.name]]
-        n = len(chans)
-        z, y, g_full, v_full = site.z, site.y, gz[i], gy[i]
-        G = channel_vectors(g_full.detach(), chans)                            # (n, *z.shape)
-        V = channel_vectors(v_full.detach(), chans)                            # (n, *y.shape)
+        y, g_full, v_full = site.y, gz[i], gy[i]
         gamma, beta, eps = affine_parameters(site.module)
-        Y = channel_vectors(normalised(y.detach(), float(eps)), chans)         # (n, *z.shape) y_hat
-        U = torch.cat([G, V, Y])                                               # (3n, *z.shape) H is applied to these
-        partner = torch.cat([G, V, V])                                         # ... and read against these
-        on_z = torch.zeros(2, 3 * n, dtype=z.dtype, device=z.device)          # u^T H u, partner^T H u
-        hess_vv = torch.zeros(n, dtype=y.dtype, device=y.device)               # v^T H_hat v
-        for kind, k, P in hessian_products(g_full, v_full, z, y, U, V):
-            if kind == "z":
-                on_z[0, k:k + len(P)] = (U[k:k + len(P)] * P).flatten(1).sum(1)
-                on_z[1, k:k + len(P)] = (partner[k:k + len(P)] * P).flatten(1).sum(1)
-            else:
-                hess_vv[k:k + len(P)] = (V[k:k + len(P)] * P).flatten(1).sum(1)
-        H_gg, H_vv, H_yy, H_yv = on_z[0, :n], on_z[0, n:2 * n], on_z[0, 2 * n:], on_z[1, 2 * n:]   # (n,) each
+        fields = g_full.detach(), v_full.detach(), normalised(y.detach(), float(eps))   # g, v, y_hat
+        if sweep is None:
+            H_gg, H_vv, H_yy, H_yv, hess_vv = forms_by_hessian_products(site, g_full, v_full, *fields, chans)
+        else:
+            H_gg, H_vv, H_yy, H_yv, hess_vv = forms_by_chain_sweep(sweep, i, *fields, chans)
         if site.feeder is not None:
             lam, note = input_spectral_norms(site.feeder[1], site.feeder[0], chans)
         else:
@@ -769,7 +857,7 @@ class ModelProbe:
     """
 
     def __init__(self, model, channels: int, seed: int, *, names: dict = None, network=None,
-                 stream: int = 0, dtype=torch.float64):
+                 stream: int = 0, dtype=torch.float64, chain_sweep: bool = True):
         self.model, self.network, self.dtype = model, network, dtype
         norms = find_normalisations(model)
         names = names or {}
@@ -786,9 +874,14 @@ class ModelProbe:
         self.shadow.register_forward_pre_hook(lambda mod, args, kwargs: (cast_floating(args, dtype),
                                                                           cast_floating(kwargs, dtype)),
                                               with_kwargs=True)
+        # after the site hooks: it sees a layer's input before a site copies it, its output after
+        self.calls = ChainRecorder(self.shadow)
+        self.chain_sweep = chain_sweep   # False: Hessian-vector products on every model (comparisons)
         self.device = model_device(model)
         self.sites_seen = None     # the site names of the last probe, with their lambda status
         self.site_seconds = {}     # the last probe's wall time per site
+        self.hessian_method = None  # how the last probe got its Hessian forms, and why
+        self.audit = None           # the last probe's check of the chain sweep (``_audit``)
 
     def refresh(self) -> None:
         """The shadow takes the model's current parameters, buffers and plain attributes (training
@@ -813,7 +906,7 @@ class ModelProbe:
                              "training-mode BatchNorm; call model.train() before probe.step")
         self.refresh()
         with preserved_rng([self.device]), torch.autocast(self.device.type, enabled=False), \
-                _refuse_calls(self.model), self.recorder.record() as sites:
+                _refuse_calls(self.model), self.recorder.record() as sites, self._calls_recorded():
             with _AdjointConvolutions():
                 loss = closure(self.shadow)
             # the shadow's parameters are frozen: without a site the loss has no graph, which is not the problem
@@ -824,10 +917,59 @@ class ModelProbe:
                                     if self.recorder.skipped else ""))
             names = site_names(sites)
             self.site_seconds = {}
-            measurements, errors = measure_sites(loss, sites, names, self.channels, self.site_seconds)
+            chain = self._chain(loss, sites)
+            measurements, errors = measure_sites(loss, sites, names, self.channels, self.site_seconds, chain)
+            self.audit = self._audit(loss, chain, sites, names, measurements) if chain is not None else None
         self.sites_seen = [{"layer": layer_label(self.network, n), "lambda": s.feeder is not None,
                             "note": s.feeder_note} for s, n in zip(sites, names)]
         return measurements, errors
+
+    @contextlib.contextmanager
+    def _calls_recorded(self):
+        if not self.chain_sweep:
+            yield
+            return
+        with self.calls.record():
+            try:
+                yield
+            finally:
+                self.calls.clear()    # it keeps no tensor between probes
+
+    def _chain(self, loss, sites):
+        """The chain of this forward pass when the sweep applies (gpu_check.chain_forms), else None;
+        ``hessian_method`` says which way the forms are computed and why."""
+        if not self.chain_sweep:
+            self.hessian_method = "Hessian-vector products (the chain sweep is switched off)"
+            return None
+        chain, why = chain_of(self.calls, sites)
+        if chain is not None and not loss_reads_only(loss, chain.output, chain, sites):
+            chain, why = None, "the loss reads an activation other than the model's output"
+        self.hessian_method = "chain sweep" if chain is not None else f"Hessian-vector products: {why}"
+        return chain
+
+    def _audit(self, loss, chain, sites, names, measurements) -> Optional[dict]:
+        """The chain sweep's forms at the site nearest the output, measured again by Hessian-vector
+        products (cheap there: one or two layers downstream), so that every probe of a run checks
+        the sweep against autograd: {layer, disagreement (relative to the site's largest form of
+        each kind), tolerance (chain_forms.sweep_tolerance)}; a warning when it exceeds it."""
+        by_name = {m.layer: m for m in measurements}
+        reached = [i for i, name in enumerate(names) if name in by_name]
+        if not reached:
+            return None
+        i = reached[-1]
+        site, name = sites[i], names[i]
+        swept = by_name[name]
+        g_full, v_full = torch.autograd.grad(loss, [site.z, site.y], create_graph=True, retain_graph=True)
+        _, _, eps = affine_parameters(site.module)
+        fields = g_full.detach(), v_full.detach(), normalised(site.y.detach(), float(eps))
+        again = forms_by_hessian_products(site, g_full, v_full, *fields, [int(c) for c in swept.channels])
+        worst = forms_disagreement({k: getattr(swept, k) for k in HESSIAN_FORMS},
+                                   {k: _np(v) for k, v in zip(HESSIAN_FORMS, again)})
+        tolerance = sweep_tolerance(swept.y.shape[1], len(chain.calls) - chain.site_call[i] + 1)
+        if not worst <= tolerance:
+            warnings.warn(f"the chain sweep's Hessian forms at {name} differ from Hessian-vector products' by "
+                          f"{worst:.3g} of their size (tolerance {tolerance:.3g}): a bug; please report it")
+        return {"layer": layer_label(self.network, name), "disagreement": worst, "tolerance": tolerance}
 
     def rows(self, step: int, closure) -> list:
         """The probe records of ``step``: every applicable registry variant per site and channel."""

@@ -113,8 +113,9 @@ class RunConfig:
 
 PRESETS = {
     # Appendix A, deep linear network: full-batch GD, 10,000 steps, lr 1e-6.  A probe of its 24
-    # BN layers costs ~0.3 s per channel (24 layers x 3 Hessian-vector products through up to 23
-    # layers' double backward) against ~6 ms a step: 6 of the 10 channels, K = 2500 (5 probes).
+    # BN layers costs ~0.1 s per channel by the chain sweep (4 directions a channel through up
+    # to 23 layers; ~0.4 s by Hessian-vector products) against ~9 ms a step: 6 of the 10
+    # channels, K = 2500 (5 probes), ~3.5% of the run.
     "dln-paper": RunConfig(preset="dln-paper", steps=10_000, probe_every=2500, checkpoint_every=1000,
                            probe_channels=6, dln=DLNConfig()),
     # Appendix A, VGG: SGD, lr 0.1, batch 128, 15,000 steps, no augmentation.  Probe interval
@@ -123,9 +124,9 @@ PRESETS = {
                            probe_channels=4, vgg=VGGConfig()),
     # A VGG-11 with every width divided by 8 on a 10,000-image subset: the paper's shape and
     # optimiser, sized to finish on a 2-core CPU within 10 minutes even when the other core is
-    # busy (measured: ~50 ms a step on one thread, ~75 ms with the machine loaded).  A float64
-    # probe costs ~0.5 s + ~1.4 s per channel (x2-3 when loaded; float64 convolutions are slow
-    # on a CPU), hence 2 channels a layer and K = 1000: 6 probes, ~10% of the run.
+    # busy (measured: ~50-65 ms a step on one thread, ~75 ms with the machine loaded).  A float64
+    # probe of 2 channels a layer costs ~2.3 s by the chain sweep (~6 s by Hessian-vector
+    # products; float64 convolutions are slow on a CPU): K = 1000, 6 probes, ~4% of the run.
     "vgg-cpu": RunConfig(preset="vgg-cpu", steps=5_000, probe_every=1000, checkpoint_every=500,
                          probe_channels=2,
                          vgg=VGGConfig(layout=(8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64, "M"),

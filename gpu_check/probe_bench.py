@@ -7,9 +7,12 @@ For each model, measured in this process on one torch thread (as the runs train)
 
 * ``step_s``: one training step (forward, loss, backward, SGD update);
 * ``probe_s``: one probe (gpu_check.probing.Probe.measure: the float64 shadow, hooks, every
-  Hessian-vector product, lambda, the registry);
+  Hessian form, lambda, the registry);
   both medians over ``--repeats`` rounds of STEP_SAMPLES steps and one probe, so that they share
   the machine's load of the moment;
+* ``hessian``: how the probe computed its Hessian forms (the chain sweep, or Hessian-vector
+  products and why) and, for a sweep, ``products_s``: the same probe by Hessian-vector products
+  (the strongest alternative, which any model can take), timed in the same rounds, and the ratio;
 * ``per_layer_channel_s`` = probe_s / (sites x channels), and per BatchNorm layer the seconds
   per probed channel of its Hessian-vector products and lambda (``per_site_channel_s``: the
   layers near the input cost the most, their products run through the whole network);
@@ -75,6 +78,9 @@ class ProbeCost:
     per_site_channel_s: dict     # layer -> its seconds per probed channel (last probe)
     probe_s_within_budget: float       # the longest probe that keeps this schedule within the budget
     every_within_budget: Optional[int]  # the shortest interval that keeps this probe within it
+    hessian: str = ""                  # how the probe computed its Hessian forms (and why)
+    products_s: Optional[float] = None  # the same probe by Hessian-vector products, in the same rounds
+                                        # (None where the probe takes them anyway)
 
 
 class ResNetStyle(nn.Module):
@@ -172,7 +178,9 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
     closure = lambda m: loss_fn(m(x), t)  # noqa: E731
     train_step()
     probe.measure(0, closure)                                              # warm-up
-    step_times, probe_times = [], []
+    hessian = probe.core.hessian_method
+    sweeps = hessian == "chain sweep"
+    step_times, probe_times, product_times = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(STEP_SAMPLES):
@@ -180,6 +188,13 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
         step_times.append((time.perf_counter() - t0) / STEP_SAMPLES)
         probe.measure(0, closure)
         probe_times.append(probe.last_seconds)
+        if sweeps:                      # the strongest alternative, at the same moment's load
+            probe.core.chain_sweep = False
+            probe.measure(0, closure)
+            probe.core.chain_sweep = True
+            product_times.append(probe.last_seconds)
+    if sweeps:
+        probe.measure(0, closure)       # the per-site seconds below are the sweep's
     step_s, probe_s = statistics.median(step_times), statistics.median(probe_times)
     sites = len(probe.core.sites_seen)
     channels = max(len(c) for c in probe.core.channels.values())
@@ -189,7 +204,8 @@ def measure_cost(name: str, repeats: int) -> ProbeCost:
     return ProbeCost(name, sites, channels, step_s, probe_s, probe_s / (sites * channels), n_probes,
                      config.steps, estimated_share(config.steps, step_s, probe_s, n_probes), per_site,
                      probe_seconds_within(PROBE_BUDGET, config.steps, step_s, n_probes),
-                     interval_within(PROBE_BUDGET, config.steps, step_s, probe_s))
+                     interval_within(PROBE_BUDGET, config.steps, step_s, probe_s), hessian,
+                     statistics.median(product_times) if sweeps else None)
 
 
 def measured_run_share(preset_name: str, out: str) -> dict:
@@ -218,6 +234,12 @@ def describe(costs, run=None) -> str:
         lines.append(f"{c.model}: within the {100 * PROBE_BUDGET:.0f}% budget, a probe of this schedule "
                      f"({c.probes_per_run} probes) may take {c.probe_s_within_budget:.3f} s "
                      + (f"({over:.1f}x less than now)" if over > 1 else "(it does)") + f"; {every}")
+    for c in costs:
+        how = f"{c.model}: Hessian forms by {c.hessian}"
+        if c.products_s is not None:
+            how += (f"; by Hessian-vector products {c.products_s:.3f} s a probe in the same rounds, "
+                    f"{c.products_s / c.probe_s:.1f}x the sweep's")
+        lines.append(how)
     for c in costs:
         lines.append(f"{c.model}: seconds per channel at each BatchNorm layer, input side first: "
                      + ", ".join(f"{k} {v:.3f}" for k, v in c.per_site_channel_s.items()))

@@ -87,13 +87,22 @@ class Probe:
         rows = self.measure(step, closure)
         if self.writer is not None:
             self.writer.write(records.PROBES, rows)
-            event = {"event": "probe", "step": step, "seconds": self.last_seconds,
-                     "site_seconds": dict(self.core.site_seconds)}
+            event = self.event(step) | {"site_seconds": dict(self.core.site_seconds)}
             if not self._described:
                 event["sites"] = self.core.sites_seen
                 self._described = True
             self.writer.write(records.EVENTS, [event])
         return rows
+
+    def event(self, step: int) -> dict:
+        """The events log's record of the last probe: its wall time, how its Hessian forms were
+        computed (``hessian``: the chain sweep, or Hessian-vector products and why) and, for a
+        sweep, its check against Hessian-vector products at the layer nearest the output
+        (``sweep_audit``)."""
+        event = {"event": "probe", "step": step, "seconds": self.last_seconds, "hessian": self.core.hessian_method}
+        if self.core.audit is not None:
+            event["sweep_audit"] = self.core.audit
+        return event
 
     def measure(self, step: int, closure) -> list:
         """Probe now, whatever the step; the records (not written).  The run's loop calls this."""

@@ -163,6 +163,11 @@ class ProbeHook:
     def __call__(self, ctx: StepContext) -> list:
         return self.probe(ctx.net).measure(ctx.step, lambda m: m.loss(m(ctx.inputs), ctx.target))
 
+    def events(self, ctx: StepContext) -> list:
+        """The events log's account of the probe just made: how its Hessian forms were computed,
+        and the chain sweep's check against Hessian-vector products (gpu_check.probes)."""
+        return [self.probe(ctx.net).event(ctx.step) | {"network": ctx.net.name}]
+
 
 def probe_of(config: RunConfig, network: str, model: Network) -> Probe:
     """The Probe of one network of a run: layers named as norm_blocks() names them ('fc01',
@@ -429,6 +434,8 @@ def run_hooks(hooks, ctx: StepContext, device, writer, session: dict) -> float:
         session[f"{hook.name}_s"] += dt
         probe_time += dt if hook.name == "probes" else 0.0
         writer.write(hook.file, rows)
+        if hasattr(hook, "events"):
+            writer.write(records.EVENTS, hook.events(ctx))
     return probe_time
 
 

@@ -198,6 +198,8 @@ def test_the_run_directory_records_format_version_git_revision_model_and_probe_c
     assert [e["step"] for e in probes] == [0, 2] and all(e["seconds"] > 0 for e in probes)
     assert [s["layer"] for s in probes[0]["sites"]] == ["bn1", "bn2"]
     assert set(probes[0]["site_seconds"]) == {"bn1", "bn2"} and all(v > 0 for v in probes[0]["site_seconds"].values())
+    # F.relu and dropout between its layers: not a chain of modules, so Hessian-vector products
+    assert all(e["hessian"].startswith("Hessian-vector products: ") and "sweep_audit" not in e for e in probes)
     assert events[0]["event"] == "start" and events[-1]["event"] == "close"
     # what probing cost this run: the probes' seconds over the wall seconds from attach to close
     close = events[-1]
@@ -443,3 +445,8 @@ def test_the_benchmark_schedule_and_budget_arithmetic_on_hand_checked_numbers():
                                      pb.probe_seconds_within(0.05, 10_000, 0.00853, 5), None)])
     assert "may take 0.898 s (2.7x less than now); no probe interval keeps this probe within it: the probes " \
            "at the first and last step alone take 5.5%" in text
+    # a sweeping probe is compared with Hessian-vector products timed in the same rounds
+    text = pb.describe([pb.ProbeCost("dln-paper", 24, 6, 0.00853, 0.5, 0.0035, 5, 10_000, 0.028, {}, 0.898, 1429,
+                                     "chain sweep", 2.5)])
+    assert "dln-paper: Hessian forms by chain sweep; by Hessian-vector products 2.500 s a probe in the same " \
+           "rounds, 5.0x the sweep's" in text

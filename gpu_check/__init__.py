@@ -10,8 +10,9 @@ Modules, in the order data flows through a run:
     data        DLN Gaussian regression data, CIFAR-10 (pickle format) and the synthetic stand-in
     norms       the normalisation choice: none, bn, noisy-bn (Algorithm 1), l1, l2, linf
     models      the 25-layer deep linear network and the VGG-like network, Glorot-initialised
-    probes      y, z, g, v and Hessian-vector products of any torch model (hooks on its BatchNorm
+    probes      y, z, g, v and the Hessian forms of any torch model (hooks on its BatchNorm
                 layers, a float64 shadow copy) -> numeric.quantities -> theory.evaluate
+    chain_forms the probes' Hessian forms by a forward sweep on a chain of known layers
     probing     the attach API (gpu_check.attach, Probe): probes along a user's own training
     records     jsonl appends, atomic rewrites, config.json metadata
     checkpoint  model, optimiser, RNG states, data order, record offsets

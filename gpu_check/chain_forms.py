@@ -344,8 +344,8 @@ class Pairs:
 
     i: torch.Tensor       # (P,)
     j: torch.Tensor       # (P,)
-    off_i: torch.Tensor   # the pairs with i != j
-    off_j: torch.Tensor
+    off_i: object         # the pairs with i != j: index tensors, or slices where they are runs
+    off_j: object         # (a probe's pairs (y_hat_k, v_k) are: no copy of the directions)
     column: torch.Tensor  # (P,) each pair's column in cat(squared norms (K), off products)
 
     @staticmethod
@@ -354,12 +354,20 @@ class Pairs:
         off = (i != j).nonzero().flatten()
         column = i.clone()
         column[off] = K + torch.arange(len(off), device=pairs.device)
-        return Pairs(i, j, i[off], j[off], column)
+        return Pairs(i, j, _as_run(i[off]), _as_run(j[off]), column)
 
     def inner(self, a: torch.Tensor) -> torch.Tensor:
         """(C, P) <a_i, a_j> over the samples of a (C, S, K, n)."""
         return torch.cat([(a * a).sum((1, 3)), (a[:, :, self.off_i] * a[:, :, self.off_j]).sum((1, 3))],
                          1)[:, self.column]
+
+
+def _as_run(index: torch.Tensor):
+    """slice(a, a + N) when ``index`` is a, a + 1, ..., a + N - 1; else ``index``."""
+    values = index.tolist()
+    if values and values == list(range(values[0], values[0] + len(values))):
+        return slice(values[0], values[0] + len(values))
+    return index
 
 
 def batchnorm_sweep(bn: BatchNormPoint, A: torch.Tensor, pairs: Pairs) -> tuple:

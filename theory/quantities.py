@@ -40,8 +40,9 @@ QUANTITY_DOC = {
     "hess_bn_vv": "measured v^T (d^2 L_hat/dy^2) v with v = grad_y_bn",
     "H_vv": "v^T H v with v = grad_y_bn",
     "H_gg": "g^T H g",
-    "H_yv": "y_hat^T H v with v = grad_y_bn (probes: one Hessian-vector product H y_hat, dotted with v)",
-    "H_yy": "y_hat^T H y_hat (probes: the same product H y_hat, dotted with y_hat)",
+    "H_yv": "y_hat^T H v with v = grad_y_bn (probes: the Hessian-vector product H y_hat dotted with v, or "
+            "the chain sweep's bilinear form of y_hat and v)",
+    "H_yy": "y_hat^T H y_hat (probes: the same product H y_hat dotted with y_hat, or the chain sweep's form)",
     "gW_max": "measured max_{||X||_2<=lam} ||nabla_W L||^2 (non-BN network)",
     "gW_hat_max": "measured max_{||X||_2<=lam} ||nabla_W L_hat||^2 (BN network)",
     "betaW_max": "measured max_{||X||_2<=lam} (dL/dW)^T (d^2L/dW^2) (dL/dW) (non-BN)",

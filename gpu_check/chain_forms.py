@@ -62,16 +62,19 @@ import torch.nn.functional as F
 
 from theory.vocab import ROUNDING_SAFETY, UNIT_ROUNDOFF
 
-def sweep_tolerance(m: int, layers: int) -> float:
+def sweep_tolerance(m: int, layers: int, dtype=torch.float64) -> float:
     """How far the chain sweep's forms may differ from Hessian-vector products' (relative to each
     form's rounding scale, gpu_check.probes.forms_disagreement): both are the same exact
     derivatives, rounded differently.  Each pushes a direction through the ``layers`` layers after
     the site (the loss counted as one), each layer a few inner products of length <= m, so in the
     rounding model of theory.vocab (an inner product of length m: relative error <= m u) the two
-    differ by at most about ROUNDING_SAFETY x layers x m x u.  Measured far below it: at most
+    differ by at most about ROUNDING_SAFETY x layers x m x u, u the unit roundoff of the probe's
+    ``dtype`` (theory.vocab.UNIT_ROUNDOFF for float64).  Measured far below it in float64: at most
     3e-14 on the 25-layer dln-paper chain (m = 1000; at initialisation and after its 10,000 steps)
     against 1.8e-10; an error of any rule is O(1) (tests/test_chain_forms.py breaks one)."""
-    return float(ROUNDING_SAFETY * max(int(layers), 1) * max(int(m), 1) * UNIT_ROUNDOFF)
+    u = UNIT_ROUNDOFF if dtype == torch.float64 else torch.finfo(dtype).eps / 2
+    return float(ROUNDING_SAFETY * max(int(layers), 1) * max(int(m), 1) * u)
+
 
 # At most this many float64 elements in one im2col copy of a sweep (128 MiB): a convolution over
 # more samples is done in parts.

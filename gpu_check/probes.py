@@ -965,7 +965,7 @@ class ModelProbe:
         again = forms_by_hessian_products(site, g_full, v_full, *fields, [int(c) for c in swept.channels])
         worst = forms_disagreement({k: getattr(swept, k) for k in HESSIAN_FORMS},
                                    {k: _np(v) for k, v in zip(HESSIAN_FORMS, again)})
-        tolerance = sweep_tolerance(swept.y.shape[1], len(chain.calls) - chain.site_call[i] + 1)
+        tolerance = sweep_tolerance(swept.y.shape[1], len(chain.calls) - chain.site_call[i] + 1, self.dtype)
         if not worst <= tolerance:
             warnings.warn(f"the chain sweep's Hessian forms at {name} differ from Hessian-vector products' by "
                           f"{worst:.3g} of their size (tolerance {tolerance:.3g}): a bug; please report it")

@@ -302,3 +302,14 @@ def test_a_convolution_swept_in_parts_of_its_samples_gives_the_same_forms(monkey
     for a, b in zip(whole, parts):
         for k in FORMS:
             np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-13, atol=0)
+
+
+def test_a_float32_probe_audits_its_sweep_within_float32s_rounding_budget():
+    """probe_dtype float32 (a run option): the two ways differ by float32 rounding, which the
+    audit's tolerance is of; it does not call that a bug."""
+    model, closure = project_network("dln")
+    probe = ModelProbe(model, channels=2, seed=0, dtype=torch.float32)
+    probe.measure(0, closure)
+    assert probe.hessian_method == "chain sweep"
+    assert probe.audit["tolerance"] == sweep_tolerance(16, 3, torch.float32) > 1e6 * sweep_tolerance(16, 3)
+    assert probe.audit["disagreement"] <= probe.audit["tolerance"]

@@ -262,6 +262,16 @@ def test_lambda_is_the_spectral_norm_of_the_im2col_matrix_that_makes_a_convoluti
     assert lam == pytest.approx([torch.linalg.matrix_norm(fc, 2).item()] * 2, rel=1e-12)
 
 
+def test_lambdas_gram_matrix_accumulated_over_chunks_of_samples_is_the_whole_batchs(monkeypatch):
+    from gpu_check import probes
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False).double()
+    x = torch.randn(5, 4, 6, 6, dtype=torch.float64)
+    whole = probes.input_matrix_grams(x, conv)
+    monkeypatch.setattr(probes, "_GRAM_ELEMENTS", 2 * 4 * 9 * 36)       # two samples' patches a chunk
+    for a, b in zip(whole, probes.input_matrix_grams(x, conv)):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-12)
+
+
 @pytest.mark.parametrize("stride, padding, dilation, groups", [(2, 1, 1, 1), (1, 2, 2, 1), (2, 0, 1, 3), (1, 1, 1, 2)])
 def test_lambda_of_a_strided_dilated_grouped_convolution_is_that_of_the_patches_of_the_channels_group(
         stride, padding, dilation, groups):

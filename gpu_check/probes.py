@@ -961,8 +961,9 @@ class ModelProbe:
     def _audit(self, loss, chain, sites, names, measurements) -> Optional[dict]:
         """The chain sweep's forms at the site nearest the output, measured again by Hessian-vector
         products (cheap there: one or two layers downstream), so that every probe of a run checks
-        the sweep against autograd: {layer, disagreement (relative to the site's largest form of
-        each kind), tolerance (chain_forms.sweep_tolerance)}; a warning when it exceeds it."""
+        the sweep against autograd: {layer, disagreement (forms_disagreement: relative to each
+        form's rounding scale), tolerance (chain_forms.sweep_tolerance)}; a warning when it
+        exceeds it."""
         by_name = {m.layer: m for m in measurements}
         reached = [i for i, name in enumerate(names) if name in by_name]
         if not reached:

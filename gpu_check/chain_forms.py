@@ -36,7 +36,11 @@ to forms of H through BatchNorm's Jacobian and second derivative.  By Hessian-ve
 two sides come from torch's own derivative formulas; by the sweep, v^T H_hat v passes through this
 module's closed form of BatchNorm's second derivative, so on a chain the identity compares that
 closed form with the registry's (two derivations, written independently) and the audit compares
-it with autograd.
+it with autograd.  That is why this module does not call theory.bn's bn_curvature_bilinear and
+grad_y_bn, the registry's BatchNorm calculus: a probe is a measurement, and a measurement built
+from the formulas it is checked against would meet the exact identities by construction.  The
+closed form here is a second derivation on purpose (in r = 1/sigma and its derivatives, for
+tangents batched as (C, *spatial, K, n)), checked against autograd's, not against the registry.
 
 BatchNorm's second derivative.  Per channel, with y_c = y - mean(y), sigma^2 = Var(y) + eps,
 r = 1/sigma, y_hat = y_c r and directions a, b in y:  p_a = mean(y_c a),

@@ -64,6 +64,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from theory.bn import batch_statistics
+from theory.ops import TorchOps
 from theory.vocab import ROUNDING_SAFETY, UNIT_ROUNDOFF
 
 def sweep_tolerance(m: int, layers: int, dtype=torch.float64) -> float:
@@ -337,11 +339,12 @@ class BatchNormPoint:
     @staticmethod
     def at(y: torch.Tensor, g: torch.Tensor, gamma: torch.Tensor, eps: float) -> "BatchNormPoint":
         Y, G = _rows(y), _rows(g)                                          # (C, S, n)
-        yc = Y - Y.mean((1, 2), keepdim=True)
-        C, S, n = yc.shape
+        C, S, n = Y.shape
+        # the batch statistics of the BatchNorm map: the registry's definition (theory.bn)
+        mu, sigma, _ = batch_statistics(TorchOps(), Y.reshape(C, S * n), S * n, eps)   # (C,), (C,)
+        yc = Y - mu[:, None, None]
         basis = torch.stack([torch.ones_like(yc), yc, G], 2).reshape(C * S, 3, n)
-        return BatchNormPoint(S * n, torch.rsqrt((yc * yc).mean((1, 2)) + eps), G.sum((1, 2)),
-                              (G * yc).sum((1, 2)), gamma, basis)
+        return BatchNormPoint(S * n, 1 / sigma, G.sum((1, 2)), (G * yc).sum((1, 2)), gamma, basis)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,6 @@ class ChainRecorder:
     (they see the output the network goes on with)."""
 
     def __init__(self, model):
-        self.model = model
         self.active = False
         self.calls: list = []
         self.outputs: list = []

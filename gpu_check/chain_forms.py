@@ -28,8 +28,10 @@ tests/test_chain_forms.py checks them against the Hessian-vector-product path on
 layer kind this module knows, and every probe that sweeps checks its site nearest the output
 the same way (gpu_check.probes.ModelProbe's audit, in the run's events).  A model that is not
 such a chain (a residual connection, an operation between layers outside a module, an unknown
-layer, a BatchNorm with noise after it, a loss that reads an intermediate activation) is
-reported with the reason and probed by Hessian-vector products instead.
+layer, a BatchNorm module that maps z further without naming the map, a loss that reads an
+intermediate activation) is reported with the reason and probed by Hessian-vector products
+instead.  A module that returns scale * z + shift and says so (``probe_after_z``, as the
+project's noisy-bn does for Algorithm 1's noise) is swept: its tangents are scaled.
 
 What a sweep means for the registry's identities.  Theorem 4.2's exact variants relate v^T H_hat v
 to forms of H through BatchNorm's Jacobian and second derivative.  By Hessian-vector products the
@@ -96,7 +98,7 @@ _MAX_POOL = {torch.nn.MaxPool1d: F.max_pool1d, torch.nn.MaxPool2d: F.max_pool2d,
 _PASS_THROUGH = (torch.nn.Identity,)
 # The layers whose output channel c depends on input channel c only: a sweep's channel support
 # passes through them (a reshape, a Linear layer or a convolution mixes the channels).
-_PER_CHANNEL = ("batchnorm", "affine", "relu", "maxpool")
+_PER_CHANNEL = ("batchnorm", "batchnorm+scale", "affine", "relu", "maxpool")
 
 
 def _is_leaf(module) -> bool:
@@ -188,11 +190,14 @@ def _same_values(previous: torch.Tensor, following: torch.Tensor) -> bool:
 
 
 def _layer_kind(call: Call, site) -> Optional[str]:
-    """The rule for one call: 'batchnorm' (a probe site), 'affine' (BatchNorm on running
-    statistics), 'linear', 'conv', 'relu', 'maxpool', 'reshape'; None for an unknown layer."""
+    """The rule for one call: 'batchnorm' (a probe site), 'batchnorm+scale' (a site whose module
+    scales z elementwise after it, ``after_z_scale``), 'affine' (BatchNorm on running statistics),
+    'linear', 'conv', 'relu', 'maxpool', 'reshape'; None for an unknown layer."""
     m = call.module
     if site is not None:
-        return "batchnorm" if call.output is site.z_out else None     # None: something after z (noise)
+        if call.output is site.z_out:
+            return "batchnorm"
+        return "batchnorm+scale" if after_z_scale(call, site) is not None else None
     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
         uses_batch = m.training or m.running_mean is None
         return None if uses_batch else "affine"
@@ -209,6 +214,17 @@ def _layer_kind(call: Call, site) -> Optional[str]:
     if isinstance(m, (torch.nn.Flatten,) + _PASS_THROUGH):
         return "reshape" if admissible_reshape(call.input.shape, call.output.shape) else None
     return None
+
+
+def after_z_scale(call: Call, site) -> Optional[torch.Tensor]:
+    """The elementwise scale s of a site whose module returned s z + m (its ``probe_after_z``, e.g.
+    Algorithm 1's noise), when its output is exactly that (recomputed, compared bitwise); else None."""
+    after = getattr(call.module, "probe_after_z", None)
+    pair = after(site.z_out) if callable(after) else None
+    if pair is None:
+        return None
+    scale, shift = pair
+    return scale if torch.equal(call.output, scale * site.z_out + shift) else None
 
 
 @dataclass(frozen=True)
@@ -246,7 +262,8 @@ def chain_of(recorder: ChainRecorder, sites) -> tuple:
         kind = _layer_kind(call, site)
         if kind is None:
             return None, (f"{type(call.module).__name__} is not a layer the chain sweep knows" if site is None else
-                          f"{type(call.module).__name__} does more after BatchNorm (its output is not z)")
+                          f"{type(call.module).__name__} does more after BatchNorm (its output is not z, nor an "
+                          "elementwise affine map of z that its probe_after_z names)")
         kinds.append(kind)
     if any(c is None for c in site_call):
         return None, "a BatchNorm site is not a call of the chain"
@@ -462,19 +479,22 @@ def _max_pool(call: Call, A: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     return picked.reshape(tuple(call.output.shape[1:2]) + tuple(call.output.shape[2:]) + (K, n))
 
 
-def relu_mask(call: Call) -> torch.Tensor:
-    """ReLU's derivative as autograd takes it (1 where output > 0, else 0), (C, *spatial, 1, n)."""
-    out = call.output
-    return (out > 0).to(out.dtype).permute(*range(1, out.dim()), 0).unsqueeze(-2).contiguous()
+def elementwise(t: torch.Tensor) -> torch.Tensor:
+    """An elementwise factor of an activation's shape (n, C, *spatial) in the sweep's layout,
+    (C, *spatial, 1, n), so that it multiplies the tangents of every direction."""
+    return t.permute(*range(1, t.dim()), 0).unsqueeze(-2).contiguous()
 
 
-def local_derivative(call: Call, kind: str):
+def local_derivative(call: Call, kind: str, site=None):
     """What a layer's rule reads of its forward pass, the same for every site's sweep: ReLU's
-    mask, a max-pool's positions; None for the other layers."""
+    derivative as autograd takes it (1 where output > 0, else 0), a max-pool's positions, the
+    scale after a site's z; None for the other layers."""
     if kind == "relu":
-        return relu_mask(call)
+        return elementwise((call.output > 0).to(call.output.dtype))
     if kind == "maxpool":
         return max_pool_positions(call)
+    if kind == "batchnorm+scale":
+        return elementwise(after_z_scale(call, site))
     return None
 
 
@@ -552,7 +572,9 @@ class ChainSweep:
 
     def local(self, c: int):
         if c not in self.locals:
-            self.locals[c] = local_derivative(self.chain.calls[c], self.chain.kinds[c])
+            s = self.chain.site_call.index(c) if c in self.chain.site_call else None
+            self.locals[c] = local_derivative(self.chain.calls[c], self.chain.kinds[c],
+                                              None if s is None else self.sites[s])
         return self.locals[c]
 
     @property
@@ -575,15 +597,19 @@ class ChainSweep:
         Ay, own = batchnorm_sweep(self.points[site_index], y_dirs, Pairs.of(y_pairs, y_dirs.shape[-2]))
         forms[len(z_pairs):] += own
         A = torch.cat([z_dirs, Ay], -2)                                    # (C, *spatial, K_z + K_y, n)
+        if chain.kinds[chain.site_call[site_index]] == "batchnorm+scale":     # the noise after z
+            A = A.mul_(self.local(chain.site_call[site_index]))
         shape, support = tuple(site.z.shape), channels
         for c in range(chain.site_call[site_index] + 1, len(chain.calls)):
             call, kind = chain.calls[c], chain.kinds[c]
             if tuple(call.input.shape) != shape:
                 A, support = reshape_tangents(A, shape, call.input.shape), None
-            if kind == "batchnorm":
+            if kind in ("batchnorm", "batchnorm+scale"):
                 s = chain.site_call.index(c)
                 A, second = batchnorm_sweep(self.points[s], A, pairs)
                 forms += second
+                if kind == "batchnorm+scale":
+                    A = A.mul_(self.local(c))
             else:
                 A = push(call, kind, A, support, self.local(c))
                 if kind not in _PER_CHANNEL:

@@ -216,6 +216,14 @@ class Normalisation(nn.Module):
             self._noise_cache = (key, sample_noise(gen, shape, self.noise_cfg, device))
         return self._noise_cache[1]
 
+    def probe_after_z(self, z: torch.Tensor):
+        """What ``perturb`` does to z in this forward pass (gpu_check.probes.ProbeableNormalisation):
+        None for the identity, else (scale, shift) of Algorithm 1's noise, z -> scale z + shift."""
+        if self.kind not in NOISY_KINDS or not self.training:
+            return None
+        noise = self._drawn_noise(tuple(z.shape), z.device)
+        return noise.scale.to(z.dtype), noise.shift.to(z.dtype)
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if self.probe_site is not None:
             y = self.probe_site("y", y)

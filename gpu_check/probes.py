@@ -22,7 +22,8 @@ and a fixed, reproducible sample of its channels j:
 The five Hessian forms come one of two ways, the same exact derivatives rounded differently:
 
 * the chain sweep (gpu_check.chain_forms), when the forward pass is a chain of layers it knows
-  (Linear, Conv, BatchNorm, ReLU, MaxPool, Flatten: the project's DLN and VGG) and the loss reads
+  (Linear, Conv, BatchNorm, noisy BatchNorm, ReLU, MaxPool, Flatten: the project's DLN and VGG,
+  with bn or noisy-bn) and the loss reads
   the chain only through the model's output: the directions g, v, y_hat of each channel (and v at
   y) are pushed forward through the layers after the site as first-order tangents, and each
   BatchNorm layer adds its second derivative in closed form, the loss its Hessian by autograd;
@@ -128,6 +129,11 @@ class ProbeableNormalisation(Protocol):
                    forward passes its input through ``y = self.probe_site("y", y)`` before
                    normalising and the BatchNorm output through ``z = self.probe_site("z", z)``
                    right after, and uses what they return.
+
+    Optional: ``probe_after_z(z)`` -> None when the module returns z itself, or (scale, shift),
+    tensors of z's shape, when it returns scale * z + shift (Algorithm 1's noise): then the chain
+    sweep (gpu_check.chain_forms) can push tangents through it.  Without it, a module that does
+    more after z is probed by Hessian-vector products.
     """
 
     is_batchnorm: bool

@@ -164,12 +164,51 @@ def test_the_comparison_and_each_probes_audit_see_a_broken_rule(monkeypatch):
     assert probe.audit["disagreement"] > 1e-3
 
 
-def test_the_project_networks_with_noise_after_batchnorm_are_probed_by_hessian_vector_products():
-    model, closure = project_network("dln", norm="noisy-bn")
-    probe = ModelProbe(model, channels=2, seed=0)
-    probe.measure(0, closure)
-    assert probe.hessian_method.startswith("Hessian-vector products: ")
-    assert "does more after BatchNorm" in probe.hessian_method
+@pytest.mark.parametrize("name", ["dln", "vgg"])
+def test_noisy_batchnorm_is_swept_through_the_noise_its_module_names(name):
+    """Algorithm 1's noise after z, scale * z + shift (Normalisation.probe_after_z): the sweep
+    scales the tangents by it, after the site and after every noisy layer downstream."""
+    model, closure = project_network(name, norm="noisy-bn")
+    model.set_step(3)
+    by_sweep, by_products, probe = both_ways(model, closure)
+    assert probe.hessian_method == "chain sweep"
+    assert disagreement(by_sweep, by_products) <= tolerance(model, by_products)
+
+
+class AfterZ(nn.Module):
+    """A protocol module (gpu_check.probes.ProbeableNormalisation) that returns 2 z + 1, with or
+    without saying so through probe_after_z."""
+
+    is_batchnorm = True
+
+    def __init__(self, c, says):
+        super().__init__()
+        self.num_features, self.eps, self.probe_site, self.says = c, 1e-3, None, says
+        self.gamma = self.beta = None
+
+    def probe_after_z(self, z):
+        return (torch.full_like(z, 2.0), torch.ones_like(z)) if self.says else None
+
+    def forward(self, y):
+        if self.probe_site is not None:
+            y = self.probe_site("y", y)
+        z = F.batch_norm(y, None, None, training=True, eps=self.eps)
+        if self.probe_site is not None:
+            z = self.probe_site("z", z)
+        return 2 * z + 1
+
+
+@pytest.mark.parametrize("says", [True, False])
+def test_a_module_that_maps_z_further_is_swept_only_when_it_names_the_map(says):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), AfterZ(5, says), nn.Linear(5, 2)).train()
+    closure = lambda m: ((m(x4) - t2) ** 2).sum()              # noqa: E731
+    by_sweep, by_products, probe = both_ways(model, closure)
+    if says:
+        assert probe.hessian_method == "chain sweep"
+        assert disagreement(by_sweep, by_products) <= tolerance(model, by_products)
+    else:
+        assert "does more after BatchNorm" in probe.hessian_method and disagreement(by_sweep, by_products) == 0
 
 
 # ---------------------------------------------------------------------------------------------

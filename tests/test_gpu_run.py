@@ -44,17 +44,14 @@ def test_a_smoke_run_of_both_networks_writes_config_metrics_and_probes(tmp_path,
         layers = {r["layer"] for r in probes}
         assert layers == {"dln/fc01", "dln/fc02", "dln/fc03", "dln/fc04", "dln/fc05", "vgg/conv01", "vgg/conv02"}
         assert summarise_probes(str(tmp_path))
-        # each probe says how it computed its Hessian forms: both networks are chains, and only
-        # noisy-bn's noise after BatchNorm sends them to Hessian-vector products
+        # each probe says how it computed its Hessian forms: both networks are chains (noisy-bn's
+        # noise after z included), swept, each sweep checked against Hessian-vector products
         events = [e for e in jsonl(tmp_path / "events.jsonl") if e["event"] == "probe"]
         assert sorted((e["network"], e["step"]) for e in events) == [(n, s) for n in ("dln", "vgg") for s in steps]
         for e in events:
-            if norm == "bn":
-                assert e["hessian"] == "chain sweep"
-                audit = e["sweep_audit"]
-                assert audit["layer"] in layers and 0 <= audit["disagreement"] <= audit["tolerance"]
-            else:
-                assert e["hessian"].startswith("Hessian-vector products: ") and "sweep_audit" not in e
+            assert e["hessian"] == "chain sweep"
+            audit = e["sweep_audit"]
+            assert audit["layer"] in layers and 0 <= audit["disagreement"] <= audit["tolerance"]
     else:                                                        # no BatchNorm map to probe
         assert probes == [] and summarise_probes(str(tmp_path)) == []
     saved = json.loads((tmp_path / "summary.json").read_text())

@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import torch
@@ -352,6 +353,23 @@ class BatchNormPoint:
     gamma: torch.Tensor   # (C,)
     basis: torch.Tensor   # (C S, 3, n) rows 1, y_c, g at each (channel, spatial position)
 
+    # the factors of batchnorm_sweep, computed on first use, once per probe
+    @cached_property
+    def r2(self):
+        return (self.r ** 2)[:, None]                                      # (C, 1)
+
+    @cached_property
+    def three_r2(self):
+        return 3 * self.r2
+
+    @cached_property
+    def gamma_r3(self):
+        return (self.gamma * self.r ** 3)[:, None]                         # (C, 1)
+
+    @cached_property
+    def scale(self):
+        return (self.gamma * self.r)[:, None, None]                        # (C, 1, 1)
+
     @staticmethod
     def at(y: torch.Tensor, g: torch.Tensor, gamma: torch.Tensor, eps: float) -> "BatchNormPoint":
         Y, G = _rows(y), _rows(g)                                          # (C, S, n)
@@ -398,23 +416,24 @@ def _as_run(index: torch.Tensor):
 
 def batchnorm_sweep(bn: BatchNormPoint, A: torch.Tensor, pairs: Pairs) -> tuple:
     """Training-mode BatchNorm at ``bn``: (tangents of z, the second-order part of the bilinear
-    form of each pair (P,)); A: tangents of y, (C, *spatial, K, n)."""
+    form of each pair (P,)); A: tangents of y, (C, *spatial, K, n).  Per channel and pair (a, b):
+    gamma [r'_b <g, a_c> + r'_a <g, b_c> + r''_ab <g, y_c>]
+    = gamma r^3 [(3 r^2 p_a p_b - q_ab) <g, y_c> - (p_b <g, a_c> + p_a <g, b_c>)] (module docstring)."""
     C, K, n = A.shape[0], A.shape[-2], A.shape[-1]
     S, m = bn.basis.shape[0] // C, bn.m
     a = A.reshape(C * S, K, n)
-    sums = torch.bmm(bn.basis, a.transpose(1, 2)).view(C, S, 3, K).sum(1)   # (C, 3, K): sum a, sum y_c a, sum g a
-    ma, p = sums[:, 0] / m, sums[:, 1] / m                                 # mean(a), mean(y_c a)
-    ga = sums[:, 2] - ma * bn.g_sum[:, None]                               # <g, a_c>
-    i, j = pairs.i, pairs.j
-    q = pairs.inner(a.view(C, S, K, n)) / m - ma[:, i] * ma[:, j]          # (C, P) mean(a_c b_c)
-    r = bn.r[:, None]
-    r3 = r ** 3
-    d2 = 3 * p[:, i] * p[:, j] * r3 * r * r - q * r3                       # r''_ab
-    second = (bn.gamma[:, None] * (-p[:, j] * r3 * ga[:, i] - p[:, i] * r3 * ga[:, j]
-                                   + d2 * bn.g_yc[:, None])).sum(0)        # (P,)
-    scale = (bn.gamma * bn.r)[:, None, None]                               # z = gamma r (a_c - y_hat r p)
-    coef = (torch.stack([ma, p * r * r], 2) * scale)[:, None].expand(C, S, K, 2).reshape(C * S, K, 2)
-    out = torch.baddbmm((a.view(C, S * K, n) * scale).view(C * S, K, n), coef, bn.basis[:, :2], alpha=-1)
+    sums = torch.bmm(bn.basis, a.transpose(1, 2))                          # (C S, 3, K): sum a, sum y_c a, sum g a
+    sums = sums.view(C, 3, K) if S == 1 else sums.view(C, S, 3, K).sum(1)
+    ma, p = sums[:, 0] / m, sums[:, 1] / m                                 # (C, K) mean(a), mean(y_c a)
+    at = torch.stack([ma, p, sums[:, 2] - ma * bn.g_sum[:, None]], 1)     # (C, 3, K) with <g, a_c>
+    (ma_i, p_i, ga_i), (ma_j, p_j, ga_j) = at[:, :, pairs.i].unbind(1), at[:, :, pairs.j].unbind(1)
+    q = pairs.inner(a.view(C, S, K, n)) / m - ma_i * ma_j                  # (C, P) mean(a_c b_c)
+    second = (bn.gamma_r3 * ((bn.three_r2 * p_i * p_j - q) * bn.g_yc[:, None]
+                             - (p_j * ga_i + p_i * ga_j))).sum(0)          # (P,)
+    coef = torch.stack([ma, p * bn.r2], 2) * bn.scale                      # (C, K, 2): z = gamma r (a_c - y_hat r p)
+    if S > 1:
+        coef = coef[:, None].expand(C, S, K, 2).reshape(C * S, K, 2)
+    out = torch.baddbmm((a.view(C, S * K, n) * bn.scale).view(C * S, K, n), coef, bn.basis[:, :2], alpha=-1)
     return out.view(A.shape), second
 
 

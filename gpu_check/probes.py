@@ -80,7 +80,7 @@ import math
 import random
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
@@ -623,6 +623,13 @@ def forms_disagreement(a: dict, b: dict) -> float:
     return worst
 
 
+def direction_fields(site, g_full, v_full) -> tuple:
+    """(g, v, y_hat), detached, of z's shape: the fields whose channel restrictions are a site's
+    Hessian directions."""
+    _, _, eps = affine_parameters(site.module)
+    return g_full.detach(), v_full.detach(), normalised(site.y.detach(), float(eps))
+
+
 def forms_by_hessian_products(site, g_full, v_full, g, v, y_hat, channels) -> tuple:
     """(H_gg, H_vv, H_yy, H_yv, hess_bn_vv), (n,) each, by Hessian-vector products (any model):
     H applied to g, v and y_hat (detached, of z's shape) restricted to each channel, and H_hat to
@@ -691,7 +698,7 @@ def measure_sites(loss: torch.Tensor, sites, names, channels: dict, seconds: dic
         chans = [int(c) for c in channels[site.name]]
         y, g_full, v_full = site.y, gz[i], gy[i]
         gamma, beta, eps = affine_parameters(site.module)
-        fields = g_full.detach(), v_full.detach(), normalised(y.detach(), float(eps))   # g, v, y_hat
+        fields = direction_fields(site, g_full, v_full)
         if sweep is None:
             H_gg, H_vv, H_yy, H_yv, hess_vv = forms_by_hessian_products(site, g_full, v_full, *fields, chans)
         else:
@@ -978,8 +985,7 @@ class ModelProbe:
         site, name = sites[i], names[i]
         swept = by_name[name]
         g_full, v_full = torch.autograd.grad(loss, [site.z, site.y], create_graph=True, retain_graph=True)
-        _, _, eps = affine_parameters(site.module)
-        fields = g_full.detach(), v_full.detach(), normalised(site.y.detach(), float(eps))
+        fields = direction_fields(site, g_full, v_full)
         again = forms_by_hessian_products(site, g_full, v_full, *fields, [int(c) for c in swept.channels])
         worst = forms_disagreement({k: getattr(swept, k) for k in HESSIAN_FORMS},
                                    {k: _np(v) for k, v in zip(HESSIAN_FORMS, again)})
